@@ -1,0 +1,419 @@
+"""The spine, end to end through the web app: form → sealed envelope → one row.
+
+Every test here opens what the server stored with the private key, as staff
+would, and checks it against what the reporter typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from intake.app import StartupError, create_app
+from intake.crypto.envelope import open_envelope
+from intake.crypto.keys import DEMO_MARKER, generate_identity, load_identities
+from intake.models import AuditEvent, Report, ReportStatus, db
+from intake.schema import parse_report
+
+from conftest import write_toml
+from webapp import make_app, open_stored, receipt_of, valid_form
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_submission_is_sealed_to_the_recipients_and_recorded(web: Any) -> None:
+    photo = b"\x89PNG fake photo bytes " * 1000
+    letter = b"%PDF-1.4 handwritten letter scan"
+    data = valid_form(what_happened="He was beaten by guards on 3 May.", acts=["beaten"])
+    data["attachments"] = [
+        (io.BytesIO(photo), "Фото письма.jpg"),
+        (io.BytesIO(letter), "../../letter.pdf"),
+    ]
+    response = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200
+    assert len(receipt_of(response)) == 24  # the receipt page: 5 groups of 4 digits
+
+    with web.app.app_context():
+        rows = list(db.session.scalars(select(Report)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.status == ReportStatus.NEW
+    assert row.received_hour.minute == 0 and row.received_hour.second == 0
+    assert row.danger_now is None  # not recorded unless the operator enables it
+    envelope_path = web.data_dir / "envelopes" / f"{row.id}.age"
+    assert row.padded_size == envelope_path.stat().st_size
+
+    files: dict[str, io.BytesIO] = {}
+    opened = open_stored(web, row.id, files)
+    report = parse_report(opened.report)
+    assert report.to_dict()["incident"]["what_happened"] == "He was beaten by guards on 3 May."
+    assert [a["huridocs"] for a in report.to_dict()["incident"]["acts"]] == ["020101"]
+    attachments = report.to_dict()["attachments"]
+    assert [a["name"] for a in attachments] == ["Фото письма.jpg", "../../letter.pdf"]
+    assert [a["member"] for a in attachments] == [
+        "attachments/01-Фото_письма.jpg",
+        "attachments/02-letter.pdf",
+    ]
+    assert files["attachments/01-Фото_письма.jpg"].getvalue() == photo
+    assert files["attachments/02-letter.pdf"].getvalue() == letter
+    assert attachments[0]["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert attachments[1]["size"] == len(letter)
+
+
+def test_receipt_page_has_no_way_out_but_the_confirmation(web: Any) -> None:
+    response = web.client.post("/", data=valid_form(), content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    receipt = receipt_of(response)
+    assert "cannot come back" in page  # it cannot be recovered
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "href=" not in page.split("<main", 1)[1]  # no link away from the code
+    assert "?lang=" not in page  # switching language would lose it
+    assert receipt not in response.headers.get("Set-Cookie", "")
+    # Leaving needs the box ticked; then the page says what happens next.
+    unconfirmed = web.client.post("/submitted", data={"written_down": ""})
+    assert unconfirmed.status_code == 400
+    assert "Back" in unconfirmed.get_data(as_text=True)
+    confirmed = web.client.post("/submitted", data={"written_down": "y"})
+    assert confirmed.status_code == 303
+    page = web.client.get(confirmed.headers["Location"]).get_data(as_text=True)
+    assert "shared" in page.lower()  # the warning about copies on a shared phone
+
+
+def test_validation_error_keeps_typed_text_and_names_each_field(web: Any) -> None:
+    data = valid_form(what_happened="Typed with care: Айгүл was threatened.")
+    for required in ("person_name", "facility_type", "danger_now"):
+        data.pop(required)
+    data["attachments"] = [(io.BytesIO(b"scan"), "scan.pdf")]
+    response = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Typed with care: Айгүл was threatened." in page
+    for field_id in ("person_name", "facility_type", "danger_now"):
+        assert f'href="#{field_id}' in page, field_id
+    assert "choose" in page.lower() and "again" in page.lower()  # files must be chosen again
+    assert (
+        not list((web.data_dir / "envelopes").glob("*"))
+        if (web.data_dir / "envelopes").exists()
+        else True
+    )
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+
+
+def test_expired_form_token_keeps_what_was_typed(tmp_path: Path) -> None:
+    web = make_app(tmp_path, csrf=True)
+    data = valid_form(what_happened="Text that must survive a stale token")
+    data["csrf_token"] = "stale"
+    response = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "Text that must survive a stale token" in response.get_data(as_text=True)
+    # With a fresh token from the page the same submission goes through.
+    page = web.client.get("/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    data["csrf_token"] = token.group(1)
+    response = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200 and receipt_of(response)
+
+
+def test_honeypot_answers_like_success_and_stores_nothing(web: Any) -> None:
+    data = valid_form()
+    data["website"] = "http://spam.example"
+    response = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200 and receipt_of(response)  # looks like success
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+    assert not any((web.data_dir / "envelopes").glob("*.age"))
+
+
+@pytest.mark.skipif(shutil.which("age") is None, reason="the age CLI is not installed")
+def test_envelope_opens_with_the_age_cli_and_tar(web: Any, tmp_path: Path) -> None:
+    data = valid_form(what_happened="Opened with standard tools")
+    data["attachments"] = [(io.BytesIO(b"note body"), "note.txt")]
+    web.client.post("/", data=data, content_type="multipart/form-data")
+    [envelope] = (web.data_dir / "envelopes").glob("*.age")
+    out = tmp_path / "out"
+    out.mkdir()
+    plaintext = subprocess.run(
+        ["age", "-d", "-i", str(web.identity_file), str(envelope)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=plaintext, check=True)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["incident"]["what_happened"] == "Opened with standard tools"
+    assert (out / "attachments" / "01-note.txt").read_bytes() == b"note body"
+    assert (out / "padding").read_bytes().strip(b"\0") == b""
+
+
+def test_a_failure_while_sealing_leaves_no_row_and_no_file(
+    web: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import intake.submission
+
+    real_seal = intake.submission.seal_envelope
+
+    def failing_seal(report_json: bytes, uploads: Any, recipients: Any, out: Any) -> Any:
+        out.write(b"partial ciphertext")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(intake.submission, "seal_envelope", failing_seal)
+    response = web.client.post("/", data=valid_form(), content_type="multipart/form-data")
+    assert response.status_code == 503
+    assert "nothing was kept" in response.get_data(as_text=True).lower()
+    assert list((web.data_dir / "envelopes").iterdir()) == []
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+
+    monkeypatch.setattr(intake.submission, "seal_envelope", real_seal)
+    response = web.client.post("/", data=valid_form(), content_type="multipart/form-data")
+    assert response.status_code == 200 and receipt_of(response)
+
+
+def test_a_database_failure_removes_the_envelope_again(web: Any) -> None:
+    engine = create_engine(web.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE reports RENAME TO reports_gone"))
+    engine.dispose()
+    response = web.client.post("/", data=valid_form(), content_type="multipart/form-data")
+    assert response.status_code == 503
+    assert list((web.data_dir / "envelopes").iterdir()) == []
+
+
+def test_security_headers_on_every_page(web: Any) -> None:
+    for path in ("/", "/submitted", "/metadata", "/no-such-page"):
+        response = web.client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "Server" not in response.headers
+
+
+def test_error_pages_have_the_site_look_and_no_internals(web: Any) -> None:
+    response = web.client.get("/no-such-page")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "Page not found" in page and "Traceback" not in page
+    assert web.client.delete("/").status_code == 405
+
+
+def test_metadata_lists_fingerprints_and_robots_disallows(web: Any) -> None:
+    meta = web.client.get("/metadata").get_json()
+    assert meta["recipient_fingerprints"] == web.fingerprints
+    assert set(meta["languages"]) == {"ky", "ru", "uz", "en"}
+    assert meta["uploads_allowed"] is True
+    robots = web.client.get("/robots.txt").get_data(as_text=True)
+    assert "Disallow: /" in robots
+
+
+def test_demo_key_shows_a_banner(tmp_path: Path) -> None:
+    web = make_app(tmp_path, demo=True)
+    page = web.client.get("/").get_data(as_text=True)
+    assert "demo key" in page.lower()
+    assert "do not submit real reports" in page.lower()
+    plain = make_app(tmp_path / "real")
+    assert "demo key" not in plain.client.get("/").get_data(as_text=True).lower()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "holds no recipient"),
+        ("# only a comment\n", "holds no recipient"),
+        ("age1notavalidkey\n", ":1: malformed age recipient"),
+        ("ssh-ed25519 AAAA\n", ":1: not an age X25519 recipient"),
+        (None, "file not found"),
+    ],
+)
+def test_server_refuses_to_start_without_good_recipients(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    recipients = tmp_path / "recipients.txt"
+    if content is not None:
+        recipients.write_text(content)
+    config = write_toml(tmp_path / "config.toml", _config(tmp_path, recipients))
+    with pytest.raises(StartupError, match=re.escape(expected)) as error:
+        create_app(str(config))
+    assert str(recipients) in str(error.value)
+
+
+def test_server_refuses_a_private_key_and_names_the_line(tmp_path: Path) -> None:
+    identity, recipient = generate_identity()
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(f"{recipient}\n{identity}")
+    config = write_toml(tmp_path / "config.toml", _config(tmp_path, recipients))
+    with pytest.raises(StartupError) as error:
+        create_app(str(config))
+    message = str(error.value)
+    assert f"{recipients}:4" in message and "private key" in message
+    assert "AGE-SECRET-KEY-1" not in message.upper().replace("AGE-SECRET-KEY-…", "")
+
+
+def test_flask_cli_refuses_to_start_with_a_one_line_message(tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "config.toml", {"keys": {"recipients_fil": "x"}})
+    result = subprocess.run(
+        [str(Path(".venv/bin/flask").absolute()), "--app", "intake", "routes"],
+        env={"INTAKE_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "recipients_fil" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_writes_a_bundle_and_marks_reports_exported(web: Any, tmp_path: Path) -> None:
+    for text_value in ("first report", "second report"):
+        web.client.post(
+            "/", data=valid_form(what_happened=text_value), content_type="multipart/form-data"
+        )
+    runner = web.app.test_cli_runner()
+    bundle = tmp_path / "bundle.tar"
+    result = runner.invoke(args=["export", "--out", str(bundle)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 envelope(s)" in result.output
+
+    identities = load_identities(web.identity_file.read_bytes(), "id")
+    with tarfile.open(bundle) as archive:
+        names = archive.getnames()
+        assert names[0] == "manifest.json"
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        texts = set()
+        for entry in manifest["envelopes"]:
+            data = archive.extractfile(f"envelopes/{entry['id']}.age").read()  # type: ignore[union-attr]
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+            assert len(data) == entry["size"]
+            opened = open_envelope(io.BytesIO(data), identities)
+            texts.add(opened.report["incident"]["what_happened"])
+    assert texts == {"first report", "second report"}
+    with web.app.app_context():
+        statuses = set(db.session.scalars(select(Report.status)))
+    assert statuses == {ReportStatus.EXPORTED}
+
+    with web.app.app_context():
+        events = [(e.actor, e.action, e.envelopes) for e in db.session.scalars(select(AuditEvent))]
+    assert events == [("cli", "export", 2)]  # the operator's command is audited too
+
+    again = runner.invoke(args=["export", "--out", str(tmp_path / "again.tar")])
+    assert "wrote 0 envelope(s)" in again.output
+    everything = runner.invoke(args=["export", "--all", "--out", str(tmp_path / "all.tar")])
+    assert "wrote 2 envelope(s)" in everything.output
+
+
+def _config(tmp_path: Path, recipients: Path) -> dict[str, dict[str, Any]]:
+    return {
+        "keys": {"recipients_file": str(recipients)},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "server": {"secret_key_file": str(tmp_path / "secret")},
+    }
+
+
+@pytest.fixture
+def web(tmp_path: Path, database_url: str) -> Any:
+    return make_app(tmp_path, database_url=database_url)
+
+
+def test_cookies_over_https_are_host_bound_secure_and_strict(tmp_path: Path) -> None:
+    web = make_app(tmp_path, csrf=True, settings={"server": {"https": True}})
+    response = web.client.get("/", base_url="https://localhost")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-session=")
+    for attribute in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert attribute in cookie, attribute
+    assert "Domain=" not in cookie  # __Host- cookies must not name a domain
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_cookies_over_plain_http_are_still_httponly_and_strict(web: Any) -> None:
+    web.app.config["WTF_CSRF_ENABLED"] = True
+    cookie = web.client.get("/").headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Strict-Transport-Security" not in web.client.get("/").headers
+
+
+def test_the_development_server_logs_no_client_address(tmp_path: Path) -> None:
+    """`make run` serves with Werkzeug, whose request lines start with the address."""
+    import logging
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    web = make_app(tmp_path)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    werkzeug_log = logging.getLogger("werkzeug")
+    handler = Keep(level=logging.DEBUG)
+    werkzeug_log.addHandler(handler)
+    previous_level = werkzeug_log.level
+    werkzeug_log.setLevel(logging.DEBUG)
+    server = make_server("127.0.0.1", 0, web.app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def get(path: str) -> None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == 404
+
+    try:
+        get("/")
+        get("/no-such-page?secret-query=1")
+        with_filter = [r.getMessage() for r in records]
+        # Without the app's filter the same request is logged with the address,
+        # so the check above could fail.
+        app_filters = list(werkzeug_log.filters)
+        for app_filter in app_filters:
+            werkzeug_log.removeFilter(app_filter)
+        get("/")
+        for app_filter in app_filters:
+            werkzeug_log.addFilter(app_filter)
+    finally:
+        server.shutdown()
+        thread.join()
+        werkzeug_log.removeHandler(handler)
+        werkzeug_log.setLevel(previous_level)
+    assert not any("127.0.0.1" in m or "secret-query" in m for m in with_filter), with_filter
+    assert any("127.0.0.1" in r.getMessage() for r in records[len(with_filter) :])
+
+
+def test_the_demo_key_cannot_stay_listed_without_its_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    demo_identity, demo_recipient = generate_identity()
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / "demo-identity.txt").write_text(demo_identity)
+    _staff_identity, staff_recipient = generate_identity()
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(f"# staff keys\n{staff_recipient}\n{demo_recipient}\n")
+    config = write_toml(tmp_path / "config.toml", _config(tmp_path, recipients))
+    with pytest.raises(StartupError, match="lists the demo key"):
+        create_app(str(config))
+    # With the marker first, it is a demo site again, and says so on every page.
+    recipients.write_text(f"{DEMO_MARKER}\n{demo_recipient}\n")
+    app = create_app(str(config), WTF_CSRF_ENABLED=False)
+    assert "demo key" in app.test_client().get("/").get_data(as_text=True).lower()
+    # Without the demo line, real keys only: no banner, no refusal.
+    recipients.write_text(f"{staff_recipient}\n")
+    app = create_app(str(config), WTF_CSRF_ENABLED=False)
+    assert "demo key" not in app.test_client().get("/").get_data(as_text=True).lower()
