@@ -318,6 +318,14 @@ def test_the_manifest_decides_a_followups_case_and_place(
     )
     assert f"error: {FU_C1}: the manifest lists a report" in captured.err
 
+    # `show` heads the follow-up with the manifest's place, and says what the envelope claims.
+    assert run("show", "-i", str(key.path), str(bundle), CASE_A) == 1
+    captured = capsys.readouterr()
+    assert f"Follow-up #1 to case {CASE_A} (envelope {FU_A1})" in captured.out
+    assert f"Follow-up: #1 to case {CASE_A}" in captured.out
+    assert "Follow-up #5" not in captured.out and "Follow-up: #5" not in captured.out
+    assert f"the envelope says #5 to case {CASE_B}" in captured.err
+
     target = tmp_path / "out"
     assert run("extract", "-i", str(key.path), str(bundle), CASE_B, FU_A1, "--to", str(target)) == 1
     capsys.readouterr()

@@ -297,7 +297,7 @@ def test_every_schema_label_is_marked_for_translation() -> None:
     parsed = parse_report(report_dict(person_other_names="x", help_needed=["legal"]))
     followup_obj = followup_dict(AIGUL, 1, danger_now="yes", danger_kinds=["urgent_health"])
     followup = parse_followup(followup_obj | {"future": 1})  # "Ignored unknown keys" too
-    for name, _value in report_rows(parsed) + followup_rows(followup):
+    for name, _value in report_rows(parsed) + followup_rows(followup, case_id=AIGUL, seq=1):
         assert name in labels, name
 
 

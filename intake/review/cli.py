@@ -521,7 +521,7 @@ def _show_envelope(envelope: CaseEnvelope, identities: list[Any]) -> bool:
         _error(envelope.id, problem)
         failed = True
     if isinstance(full.report, FollowUpReport):
-        text = render_followup(envelope.id, full.report, full.attachments, problems + bad)
+        text = render_followup(envelope, full.report, full.attachments, problems + bad)
     else:
         text = render_report(envelope.id, full.report, full.attachments, problems + bad)
     sys.stdout.write(text)

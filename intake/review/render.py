@@ -254,12 +254,16 @@ def report_rows(report: Report) -> list[tuple[str, str]]:
     return rows
 
 
-def followup_rows(followup: FollowUpReport) -> list[tuple[str, str]]:
-    """(label, value) rows of a follow-up, like :func:`report_rows`."""
+def followup_rows(followup: FollowUpReport, *, case_id: str, seq: int) -> list[tuple[str, str]]:
+    """(label, value) rows of a follow-up, like :func:`report_rows`.
+
+    ``case_id`` and ``seq`` are the follow-up's place as the signed manifest
+    gives it (:attr:`.cases.CaseEnvelope.case_id`), not the envelope's own claim.
+    """
     rows = [
         (
             _("Follow-up"),
-            _("#%(seq)d to case %(case)s") % {"seq": followup.seq, "case": followup.case_id},
+            _("#%(seq)d to case %(case)s") % {"seq": seq, "case": case_id},
         ),
         (_("Received"), followup.received_hour),
         (_("Form language"), label(LANGUAGES, followup.language)),
@@ -341,18 +345,23 @@ def render_report(
 
 
 def render_followup(
-    envelope_id: str,
+    envelope: CaseEnvelope,
     followup: FollowUpReport,
     attachments: Sequence[AttachmentCheck],
     problems: Sequence[str] = (),
 ) -> str:
-    """A follow-up, like :func:`render_report`: its fields, attachments and checks."""
+    """A follow-up, like :func:`render_report`: its fields, attachments and checks.
+
+    Its case and place come from ``envelope`` (the signed manifest where there is
+    one); where the envelope claims otherwise, ``problems`` says so.
+    """
     title = _("Follow-up #%(seq)d to case %(case)s (envelope %(id)s)") % {
-        "seq": followup.seq,
-        "case": neutralise(followup.case_id),
-        "id": neutralise(envelope_id),
+        "seq": envelope.seq,
+        "case": neutralise(envelope.case_id),
+        "id": neutralise(envelope.id),
     }
-    return _body(title, followup.is_urgent, followup_rows(followup), attachments, problems)
+    rows = followup_rows(followup, case_id=envelope.case_id, seq=envelope.seq)
+    return _body(title, followup.is_urgent, rows, attachments, problems)
 
 
 def danger_line(case: Case) -> str:
