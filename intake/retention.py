@@ -20,12 +20,11 @@ bundles can prove what was purged. Every purge is audited.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -34,6 +33,7 @@ from intake import audit
 from intake.config import Settings
 from intake.models import ChainEntry, FollowUp, Reply, Report, ReporterSession, ReportStatus
 from intake.store import EnvelopeStore
+from intake.strictjson import loads_strict
 
 __all__ = [
     "ACK_FORMAT",
@@ -90,19 +90,6 @@ class PurgeResult:
         return "; ".join(parts)
 
 
-def _reject_constant(name: str) -> Any:
-    raise AckError(f"acknowledgement: {name} is not allowed")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise AckError("acknowledgement: a key appears twice")
-        out[key] = value
-    return out
-
-
 def parse_ack(data: bytes) -> list[str]:
     """The envelope SHA-256s of an acknowledgement; raises only :class:`AckError`.
 
@@ -111,19 +98,7 @@ def parse_ack(data: bytes) -> list[str]:
     """
     if not isinstance(data, bytes | bytearray):
         raise AckError("acknowledgement: expected bytes")
-    if len(data) > MAX_ACK_BYTES:
-        raise AckError(f"acknowledgement: larger than {MAX_ACK_BYTES} bytes")
-    try:
-        document = json.loads(
-            bytes(data).decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except AckError:
-        raise
-    except (ValueError, RecursionError):
-        # The decoder's message may quote the input: say only what failed.
-        raise AckError("acknowledgement: not valid UTF-8 JSON") from None
+    document = loads_strict(data, error=AckError, what="acknowledgement", max_bytes=MAX_ACK_BYTES)
     if not isinstance(document, dict):
         raise AckError("acknowledgement: expected a JSON object")
     if document.get("format") != ACK_FORMAT:

@@ -50,13 +50,14 @@ code or null; a multiple choice is a list of distinct codes.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal
+
+from intake.strictjson import loads_strict
 
 SCHEMA_VERSION: Final = 1
 REPORT_FORMAT: Final = "intake.report"
@@ -738,29 +739,10 @@ def parse_report(obj: Any) -> Report:
 
 
 def loads_report(data: bytes | str) -> Report:
-    """Decode and validate report.json bytes (size-capped, duplicate keys refused)."""
-    if len(data) > MAX_REPORT_BYTES:
-        raise ReportFormatError(f"report.json: larger than {MAX_REPORT_BYTES} bytes")
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ReportFormatError(f"report.json: duplicate key {_key_name(key)!r}")
-            out[key] = value
-        return out
-
-    def no_constants(name: str) -> Any:
-        raise ReportFormatError(f"report.json: {name} is not allowed")
-
-    try:
-        obj = json.loads(data, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except ReportFormatError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        # UnicodeDecodeError and JSONDecodeError are ValueErrors.
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ReportFormatError(f"report.json: not valid JSON ({first_line[:120]})") from None
+    """Decode and validate report.json bytes (size-capped, strict: see :func:`loads_strict`)."""
+    obj = loads_strict(
+        data, error=ReportFormatError, what="report.json", max_bytes=MAX_REPORT_BYTES
+    )
     return parse_report(obj)
 
 

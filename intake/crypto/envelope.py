@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import tarfile
 import unicodedata
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import pyrage
+
+from intake.strictjson import loads_strict
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -531,30 +532,10 @@ def _parse_pax(data: bytes) -> dict[str, str]:
 
 
 def _parse_report_json(data: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise EnvelopeError(f"report.json is not valid JSON ({_one_line(exc)})") from None
+    value = loads_strict(data, error=EnvelopeError, what=REPORT_MEMBER)
     if not isinstance(value, dict):
         raise EnvelopeError("report.json is not a JSON object")
     return value
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key[:40]!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _one_line(exc: BaseException) -> str:

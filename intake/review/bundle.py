@@ -59,6 +59,7 @@ import pyrage
 from pyrage import x25519
 
 from intake.review.lang import _
+from intake.strictjson import StrictJSONError, loads_strict
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -82,6 +83,7 @@ __all__ = [
     "OmittedEntry",
     "chain_hash",
     "envelope_member_name",
+    "json_refusal",
     "manifest_bytes",
     "parse_manifest",
 ]
@@ -359,17 +361,19 @@ def _too_many(field: str) -> str:
     return _("%(field)s: too many entries") % {"field": field}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ManifestError(_("manifest.json: %(name)s is not allowed") % {"name": name})
+def json_refusal(refusal: StrictJSONError) -> str:
+    """Why :func:`~intake.strictjson.loads_strict` refused a document, in the current language.
 
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ManifestError(_("manifest.json: a key appears twice"))
-        out[key] = value
-    return out
+    Without the document's name (the caller puts it in front). The decoder's
+    particulars (line, column) are left out: they are English only.
+    """
+    if refusal.refusal == "size":
+        return _("larger than %(max)d bytes") % {"max": refusal.limit}
+    if refusal.refusal == "duplicate":
+        return _("the key %(key)s appears twice") % {"key": refusal.key}
+    if refusal.refusal == "constant":
+        return _("%(name)s is not allowed") % {"name": refusal.constant}
+    return _("not valid UTF-8 JSON")
 
 
 def _text(value: Any, path: str, max_len: int) -> str:
@@ -581,20 +585,10 @@ def _entry(value: Any, index: int) -> ManifestEntry:
 
 def parse_manifest(data: bytes) -> Manifest:
     """Parse untrusted manifest.json bytes; raises only :class:`ManifestError`."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(too_large_message())
     try:
-        document = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except ManifestError:
-        raise
-    except (ValueError, RecursionError):
-        # UnicodeDecodeError and JSONDecodeError are ValueErrors; their text
-        # may quote the hostile input, so say only what failed.
-        raise ManifestError(_("manifest.json: not valid UTF-8 JSON")) from None
+        document = loads_strict(data, what=MANIFEST_NAME, max_bytes=MAX_MANIFEST_BYTES)
+    except StrictJSONError as refusal:
+        raise ManifestError(f"{MANIFEST_NAME}: {json_refusal(refusal)}") from None
     if not isinstance(document, dict):
         raise ManifestError(_("manifest.json: expected a JSON object"))
     if document.get("format") != BUNDLE_FORMAT:

@@ -52,8 +52,10 @@ from typing import Any, Final
 import pyrage
 from pyrage import x25519
 
+from intake.review.bundle import json_refusal
 from intake.review.lang import _
 from intake.review.tarcheck import TarCheckError, check_tar_headers
+from intake.strictjson import StrictJSONError, loads_strict
 
 __all__ = [
     "LANGUAGES",
@@ -252,43 +254,13 @@ def _one_of_statuses(field: str) -> str:
     }
 
 
-def _no_duplicates_for(error: type[ValueError], what: str) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _failure(
-                    error, what, _("the key %(key)s appears twice") % {"key": _shown(key)}
-                )
-            out[key] = value
-        return out
-
-    return hook
-
-
-def _no_constants_for(error: type[ValueError], what: str) -> Any:
-    def hook(name: str) -> Any:
-        raise _failure(error, what, _("%(name)s is not allowed") % {"name": name})
-
-    return hook
-
-
 def _load_json(data: bytes, error: type[ValueError], what: str, limit: int) -> Any:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise _failure(error, what, _("expected bytes"))
-    if len(data) > limit:
-        raise _failure(error, what, _("larger than %(max)d bytes") % {"max": limit})
     try:
-        return json.loads(
-            bytes(data).decode("utf-8"),
-            object_pairs_hook=_no_duplicates_for(error, what),
-            parse_constant=_no_constants_for(error, what),
-        )
-    except error:
-        raise
-    except (ValueError, RecursionError):
-        # The decoder's message may quote hostile input: say only what failed.
-        raise _failure(error, what, _("not valid UTF-8 JSON")) from None
+        return loads_strict(data, what=what, max_bytes=limit)
+    except StrictJSONError as refusal:
+        raise _failure(error, what, json_refusal(refusal)) from None
 
 
 def _check_plain_text(text: Any, path: str) -> str:
