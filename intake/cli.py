@@ -7,7 +7,7 @@ Thin wrappers: the work is in :mod:`intake.export` and :mod:`intake.store`.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -187,7 +187,9 @@ def register_cli(app: Flask) -> None:
     def sweep_command(older_than_hours: int) -> None:
         """Remove what a crash left behind (stray temp files, envelopes without a row) and
         expired reporter and staff sessions."""
-        now = datetime.now(UTC)
+        from intake.cases import now_utc
+
+        now = now_utc()
         dbs = db.session()
         reporters = dbs.execute(
             delete(ReporterSession).where(UTCHourCeiling.before(ReporterSession.expires_at, now))
@@ -226,8 +228,10 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(
                 "no alert channel configured: set [alerts] email_to and smtp_host, or webhook_url"
             )
+        from intake.cases import now_utc
+
         session = db.session()
-        now = datetime.now(UTC)
+        now = now_utc()
         if send_due_alerts(session, settings, now=now):
             click.echo("sent")
             return

@@ -598,8 +598,16 @@ def test_the_alert_is_in_the_configured_language(
 
 
 def test_send_alerts_command(
-    tmp_path: Path, database_url: str, smtp: SmtpServer, receiver: Receiver, clean: None
+    tmp_path: Path,
+    database_url: str,
+    smtp: SmtpServer,
+    receiver: Receiver,
+    clean: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Mid-slot on the command's clock: a real clock could cross a slot boundary
+    # between two runs and turn "not yet" into the next slot's first run.
+    monkeypatch.setattr("intake.cases.now_utc", lambda: SLOT + dt.timedelta(minutes=INTERVAL // 2))
     # The command trusts only the system's store: use the (plain HTTP) webhook here.
     web = make_app(
         tmp_path / "app",
