@@ -256,6 +256,45 @@ def test_encrypted_identity_right_and_wrong_passphrase() -> None:
         load_identities(sealed, "identity.age", None)
 
 
+def _with_work_factor(sealed: bytes, factor: int) -> bytes:
+    header, _, rest = sealed.partition(b"\n-> scrypt ")
+    salt, _, after = rest.partition(b" ")
+    return (
+        header + b"\n-> scrypt " + salt + b" " + str(factor).encode() + after[after.index(b"\n") :]
+    )
+
+
+def test_a_work_factor_beyond_this_machine_is_refused_as_such() -> None:
+    sealed = encrypt_identity(generate_identity()[0], "pass")
+    # 2^40 scrypt rounds: age refuses before doing any of the work.
+    with pytest.raises(KeyFileError) as caught:
+        load_identities(_with_work_factor(sealed, 40), "identity.age", lambda: "pass")
+    assert str(caught.value).startswith("identity.age: the passphrase protection asks for more")
+    assert "wrong passphrase" not in str(caught.value)
+
+
+def test_a_momentary_excessive_work_refusal_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # age measures this machine on every call; under load the measure comes out
+    # low and a file written here a moment ago is refused once. The next try works.
+    text, recipient = generate_identity()
+    sealed = encrypt_identity(text, "pass")
+    real_decrypt = pyrage.passphrase.decrypt
+    refusals = [pyrage.DecryptError("Excessive work parameter for passphrase.")]
+
+    def busy_then_real(data: bytes, passphrase: str) -> bytes:
+        if refusals:
+            raise refusals.pop()
+        decrypted: bytes = real_decrypt(data, passphrase)
+        return decrypted
+
+    monkeypatch.setattr(pyrage.passphrase, "decrypt", busy_then_real)
+    (identity,) = load_identities(sealed, "identity.age", lambda: "pass")
+    assert str(identity.to_public()) == recipient
+    assert refusals == []
+
+
 def test_empty_passphrase_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         encrypt_identity(generate_identity()[0], "")

@@ -152,12 +152,7 @@ def load_identities(
         if not data.startswith(_AGE_BINARY_MAGIC):
             # ASCII armor may be surrounded by whitespace (age accepts it; pyrage does not).
             data = data.strip()
-        try:
-            data = pyrage.passphrase.decrypt(data, passphrase())
-        except (pyrage.DecryptError, OSError, ValueError, TypeError):
-            raise KeyFileError(
-                f"{source}: cannot decrypt the identity file (wrong passphrase?)"
-            ) from None
+        data = _decrypt_identity_file(data, passphrase(), source)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -177,6 +172,38 @@ def load_identities(
     if not identities:
         raise KeyFileError(f"{source}: holds no identity")
     return identities
+
+
+#: How often to try a passphrase-protected file whose scrypt work factor pyrage
+#: calls excessive (see :func:`_decrypt_identity_file`).
+_EXCESSIVE_WORK_ATTEMPTS = 3
+
+
+def _decrypt_identity_file(data: bytes, passphrase: str, source: str) -> bytes:
+    """Decrypt a passphrase-protected identity file.
+
+    age caps the scrypt work factor it accepts at a few steps above what this
+    machine does in about a second, and measures that anew on every call with a
+    short timing run. A moment of load (a busy laptop) makes the measure low and
+    refuses a file ``age -p`` wrote here a moment ago, so that refusal is tried
+    again; a file whose factor really is too high is refused every time, and
+    said so apart from a wrong passphrase.
+    """
+    for _attempt in range(_EXCESSIVE_WORK_ATTEMPTS):
+        try:
+            decrypted: bytes = pyrage.passphrase.decrypt(data, passphrase)
+            return decrypted
+        except pyrage.DecryptError as exc:
+            if "excessive work" not in str(exc).lower():
+                break
+        except (OSError, ValueError, TypeError):
+            break
+    else:
+        raise KeyFileError(
+            f"{source}: the passphrase protection asks for more work than this machine "
+            "accepts (was the file made with a much higher work factor?)"
+        ) from None
+    raise KeyFileError(f"{source}: cannot decrypt the identity file (wrong passphrase?)") from None
 
 
 def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
