@@ -63,6 +63,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "upload_memory.py"
 MIB = 1 << 20
+AGE_HEADER = b"age-encryption.org/v1\n"
 MARKER = "Fq3-FAULT-MARKER-Жұқ-Lw8"
 #: What "accepted" looks like: the receipt page. The tests also demand a new
 #: row whose envelope decrypts, so an error page can't pass for a success.
@@ -725,6 +726,13 @@ def test_kill_while_sealing_leaves_only_a_hidden_ciphertext_temp_file(
     def temp_files() -> list[Path]:
         return [p for p in envelopes.iterdir() if p.name.endswith(".tmp")]
 
+    def header_written() -> bool:
+        for path in temp_files():
+            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile: sealing is over
+                if path.stat().st_size >= len(AGE_HEADER):
+                    return True
+        return False
+
     with bench.Server(site, timeout_s=120) as server:
         worker = server.worker_pid()
         conn, chunks, tail = _start_marked_upload(bench, server.port, size)
@@ -733,11 +741,13 @@ def test_kill_while_sealing_leaves_only_a_hidden_ciphertext_temp_file(
                 conn.send(chunk)
             conn.send(tail)
             deadline = time.monotonic() + 60
-            while not temp_files():
+            # Freeze the worker the moment the age header is in the temp file
+            # (a fixed sleep instead could outlast the sealing on a loaded machine).
+            while not header_written():
                 assert not list(envelopes.glob("*.age")), "sealing finished before the kill"
                 assert time.monotonic() < deadline, "no envelope temp file appeared"
                 time.sleep(0.001)
-            time.sleep(0.05)  # let some ciphertext reach the temp file
+            os.kill(worker, signal.SIGSTOP)
             _kill(server.master_pid)
             _kill(worker)
             _wait_gone(worker)
@@ -752,7 +762,7 @@ def test_kill_while_sealing_leaves_only_a_hidden_ciphertext_temp_file(
     assert files_holding_marker(site.directory) == []
     with (envelopes / leftovers[0]).open("rb") as stream:
         head = stream.read(64)
-    assert head.startswith(b"age-encryption.org/v1\n"), head  # ciphertext, already on disk
+    assert head.startswith(AGE_HEADER), head  # ciphertext, already on disk
 
     with bench.Server(site, timeout_s=120) as restarted:
         envelope = _new_submission_decrypts(bench, restarted)
