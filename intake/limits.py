@@ -38,6 +38,11 @@ def _daily_secret(day: str) -> bytes:
     return hmac.new(key_bytes, f"client-key:{day}".encode(), hashlib.sha256).digest()
 
 
+def utc_day() -> str:
+    """Today's UTC date: the secret of client and case keys changes with it."""
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
 def client_key() -> str:
     """The rate-limit key of the current client: never the address itself."""
     settings: Settings = current_app.extensions["intake"].settings
@@ -47,9 +52,8 @@ def client_key() -> str:
             token = secrets.token_urlsafe(16)
             session[_SESSION_TOKEN] = token
         return f"s:{token}"
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
     address = (request.remote_addr or "").encode()
-    return "a:" + hmac.new(_daily_secret(day), address, hashlib.sha256).hexdigest()[:32]
+    return "a:" + hmac.new(_daily_secret(utc_day()), address, hashlib.sha256).hexdigest()[:32]
 
 
 def _everyone() -> str:
@@ -78,9 +82,8 @@ def case_key() -> str:
     if isinstance(token, str) and len(token) <= 100:
         row = db.session.get(ReporterSession, token_hash(token))
         if row is not None:
-            day = datetime.now(UTC).strftime("%Y-%m-%d")
             case = row.case_id.encode("ascii")
-            return "c:" + hmac.new(_daily_secret(day), case, hashlib.sha256).hexdigest()[:32]
+            return "c:" + hmac.new(_daily_secret(utc_day()), case, hashlib.sha256).hexdigest()[:32]
     return client_key()
 
 

@@ -211,3 +211,14 @@ def _review_state_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     machine's real ~/.intake-review (and one that pins a key would write it).
     """
     monkeypatch.setenv("INTAKE_REVIEW_HOME", str(tmp_path / "intake-review-home"))
+
+
+@pytest.fixture(autouse=True)
+def _one_utc_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate-limit keys see one UTC day per test.
+
+    Their secret changes at midnight UTC, which gives every client a fresh
+    allowance: a test counting requests across midnight would see its limit
+    vanish. The day change itself is tested in test_limits.py.
+    """
+    monkeypatch.setattr("intake.limits.utc_day", lambda: "2030-01-01")

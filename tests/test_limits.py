@@ -76,6 +76,21 @@ def test_behind_tor_clients_are_told_apart_by_session(tmp_path: Path) -> None:
     assert post(second) == ACCEPTED
 
 
+def test_the_client_key_changes_with_the_utc_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Yesterday's counts cannot be tied to today's: the secret of the key is the day's.
+    web = _limited_app(tmp_path, submit_rate="1 per day")
+    monkeypatch.setattr("intake.limits.utc_day", lambda: "2030-01-01")
+    assert _post(web, "203.0.113.7").status_code == ACCEPTED
+    assert _post(web, "203.0.113.7").status_code == 429
+    monkeypatch.setattr("intake.limits.utc_day", lambda: "2030-01-02")
+    assert _post(web, "203.0.113.7").status_code == ACCEPTED
+    limiter = web.app.extensions["intake_limiter"]
+    keys = {str(k) for k in limiter.limiter.storage.events}
+    assert len([k for k in keys if "/a:" in k or ":a:" in k]) == 2, keys
+
+
 def test_limit_storage_never_holds_an_address(tmp_path: Path) -> None:
     web = _limited_app(tmp_path, submit_rate="5 per hour")
     _post(web, "203.0.113.77")
