@@ -603,7 +603,8 @@ def _file_name_cases() -> list[Case]:
         ("newline-escaped", "line\\nbreak.txt", None),
     ]
     # A part header that is not UTF-8 makes Werkzeug drop the whole form (its
-    # parser is silent): the answer is the form again, 400, and nothing stored.
+    # parser is silent): the answer is a 400 page saying the form could not be
+    # read (test_submit.py checks its words), and nothing stored.
     not_utf8: list[tuple[str, bytes]] = [
         ("invalid-utf8-lone-byte", b"\xff.txt"),
         ("invalid-utf8-overlong-slash", b"\xc0\xaf\xc0\xae.txt"),

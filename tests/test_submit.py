@@ -110,6 +110,57 @@ def test_validation_error_keeps_typed_text_and_names_each_field(web: Any) -> Non
         assert db.session.scalar(select(Report.id)) is None
 
 
+def test_too_many_files_is_said_in_the_readers_language(tmp_path: Path) -> None:
+    web = make_app(tmp_path, settings={"limits": {"max_files": 2}})
+    data = valid_form(what_happened="Текст, который должен остаться.")
+    data["attachments"] = [(io.BytesIO(b"scan"), f"scan-{n}.pdf") for n in range(3)]
+    response = web.client.post(
+        "/", data=data, content_type="multipart/form-data", headers={"Accept-Language": "ru"}
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Слишком много файлов. Максимум: 2." in page
+    assert "Текст, который должен остаться." in page
+    assert 'href="#attachments' in page
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+
+
+def test_a_form_the_server_cannot_parse_says_so_and_stores_nothing(web: Any) -> None:
+    # A file name in a legacy encoding (Latin-1 "résumé.pdf") is not UTF-8: the
+    # whole multipart body is unreadable, so the usual "these answers are
+    # missing" page would be wrong. The page says what happened instead.
+    fields = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+        % (name.encode(), value.encode())
+        for name, values in valid_form().items()
+        for value in (values if isinstance(values, list) else [values])
+    )
+    upload = (
+        b'--B\r\nContent-Disposition: form-data; name="attachments"; filename="r\xe9sum\xe9.pdf"'
+        b"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\r\n--B--\r\n"
+    )
+    response = web.client.post(
+        "/",
+        data=fields + upload,
+        content_type="multipart/form-data; boundary=B",
+        headers={"Accept-Language": "ky"},
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Сайт браузериңиз жөнөткөндү окуй алган жок." in page
+    assert "файлдын атын өзгөртүп" in page
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+    # The same form with a UTF-8 file name goes through.
+    response = web.client.post(
+        "/",
+        data=fields + upload.replace("résumé".encode("latin-1"), "résumé".encode()),
+        content_type="multipart/form-data; boundary=B",
+    )
+    assert response.status_code == 200 and receipt_of(response)
+
+
 def test_expired_form_token_keeps_what_was_typed(tmp_path: Path) -> None:
     web = make_app(tmp_path, csrf=True)
     data = valid_form(what_happened="Text that must survive a stale token")

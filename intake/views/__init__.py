@@ -168,22 +168,39 @@ def _handle_http_error(error: HTTPException) -> Any:
 FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
-def _only_forms() -> None:
+#: Said when a multipart body could not be read at all (see :func:`_only_forms`).
+UNREADABLE_FORM = lazy_gettext(
+    "This site could not read what your browser sent. Nothing was saved, and the form "
+    "could not keep your answers. If you attached a file, its name may have unusual "
+    "characters: rename the file and try again."
+)
+
+
+def _only_forms() -> tuple[str, int] | None:
     """Refuse bodies that are not forms, and url-encoded ones larger than a form needs.
 
     Flask-WTF would read a JSON body as form data; and Werkzeug reads a
     url-encoded body whole into memory, without the per-field cap it applies
     to multipart. The site's own large form is multipart; its url-encoded
     forms (sign-in, confirmations) are tiny.
+
+    A multipart body Werkzeug cannot parse (a part header that is not UTF-8,
+    such as a file name in a legacy encoding) comes out as an empty form,
+    which would read as "every answer missing". Every form of the site carries
+    at least its token, so an empty one gets a page that says what happened.
     """
     if request.method not in ("POST", "PUT", "PATCH") or request.routing_exception is not None:
-        return  # a 404 or 405 says more than a 415
+        return None  # a 404 or 405 says more than a 415
     if request.mimetype not in FORM_TYPES:
         abort(415)
     if request.mimetype == "application/x-www-form-urlencoded":
         limit = current_app.config["MAX_FORM_MEMORY_SIZE"]
         if request.content_length is None or request.content_length > limit:
             abort(413)
+        return None
+    if not request.form and not request.files:
+        return render_error(400, str(UNREADABLE_FORM))
+    return None
 
 
 def register_views(app: Flask) -> None:

@@ -13,7 +13,7 @@ from intake.app import intake_state
 from intake.crypto.receipts import new_receipt
 from intake.followup_forms import ReceiptKeptForm
 from intake.forms import SubmissionForm, form_to_fields, honeypot_tripped
-from intake.i18n_web import current_language
+from intake.i18n_web import current_language, gettext
 from intake.models import db
 from intake.submission import accept_submission
 from intake.views import render_error, spooled_uploads
@@ -41,7 +41,7 @@ def take() -> str | tuple[str, int]:
     if len(uploads) > max_files:
         form.attachments.errors = [
             *form.attachments.errors,
-            f"Please attach at most {max_files} files.",
+            gettext("Please attach at most %(count)d files.", count=max_files),
         ]
         valid = False
     if not valid:
