@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake import alerts, chain
@@ -203,6 +204,12 @@ def end_session(token: str, *, session: Session) -> None:
         session.commit()
 
 
+#: How often :func:`add_followup` tries to store a follow-up whose number was
+#: taken meanwhile. Each loss means another follow-up of the same case was stored,
+#: so this many follow-ups of one case sent at the same moment all get stored.
+_FOLLOWUP_ATTEMPTS = 5
+
+
 def add_followup(
     case_id: str,
     fields: Mapping[str, Any],
@@ -218,43 +225,59 @@ def add_followup(
 
     Like :func:`intake.submission.accept_submission`: durable envelope first,
     row last, nothing left behind on failure.
+
+    The follow-up's number in its case is sealed into the envelope, so it is
+    chosen before sealing, without a lock (holding one while a large upload is
+    sealed would stall every other writer). When another follow-up of the same
+    case took that number meanwhile (the reporter sent twice at once), the
+    unique (case, seq) constraint refuses the row: the envelope is deleted and
+    sealed again with the next number.
     """
     hour = to_hour(received)
-    seq = (
-        session.scalar(select(func.max(FollowUp.seq)).where(FollowUp.case_id == case_id)) or 0
-    ) + 1
-    followup = FollowUp(
-        id=new_report_id(), case_id=case_id, seq=seq, received_hour=hour, padded_size=0
-    )
     attachments = attachment_metas(uploads)
-    followup_json = build_followup(
-        fields,
-        attachments,
-        case_id=case_id,
-        seq=seq,
-        received_hour=received_hour_now(hour),
-        language=language,
-    )
-    with store.writer(followup.id) as out:
-        sealed = seal_envelope(report_json_bytes(followup_json), uploads, recipients, out)
-    try:
-        followup.padded_size = sealed.envelope_size
-        chain.append(
-            session,
-            envelope_id=followup.id,
-            kind="followup",
-            case_id=case_id,
-            received_hour=hour,
-            envelope_sha256=sealed.envelope_sha256,
+    attempt = 1
+    while True:
+        seq = (
+            session.scalar(select(func.max(FollowUp.seq)).where(FollowUp.case_id == case_id)) or 0
+        ) + 1
+        followup = FollowUp(
+            id=new_report_id(), case_id=case_id, seq=seq, received_hour=hour, padded_size=0
         )
-        alerts.note_arrival(session, danger=None)
-        session.add(followup)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        store.delete(followup.id)
-        raise
-    return followup.id
+        followup_json = build_followup(
+            fields,
+            attachments,
+            case_id=case_id,
+            seq=seq,
+            received_hour=received_hour_now(hour),
+            language=language,
+        )
+        with store.writer(followup.id) as out:
+            sealed = seal_envelope(report_json_bytes(followup_json), uploads, recipients, out)
+        try:
+            followup.padded_size = sealed.envelope_size
+            chain.append(
+                session,
+                envelope_id=followup.id,
+                kind="followup",
+                case_id=case_id,
+                received_hour=hour,
+                envelope_sha256=sealed.envelope_sha256,
+            )
+            alerts.note_arrival(session, danger=None)
+            session.add(followup)
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            store.delete(followup.id)
+            if attempt == _FOLLOWUP_ATTEMPTS:
+                raise
+            attempt += 1
+            continue
+        except BaseException:
+            session.rollback()
+            store.delete(followup.id)
+            raise
+        return followup.id
 
 
 def now_utc() -> datetime:

@@ -6,16 +6,22 @@ where metadata is ``seq|kind|envelope id|case id|received hour``. Export
 bundles carry the chain and a signature over it, so the offline tool can say
 when envelopes are missing, reordered, duplicated or altered.
 
-Appending locks the single :class:`~intake.models.ChainHead` row, so
-concurrent writers (several gunicorn workers or hosts on PostgreSQL) append
-one after another; on SQLite the write lock already serialises them.
+Appending first writes the single :class:`~intake.models.ChainHead` row (an
+UPDATE that changes nothing), and only then reads it. The write is what makes
+concurrent writers (several gunicorn workers, or hosts) append one after
+another on both databases: on PostgreSQL it takes the row lock, and the read
+that follows, a new statement, sees the head the previous writer committed;
+on SQLite it takes the database's write lock, which ``SELECT ... FOR UPDATE``
+would not (SQLite ignores FOR UPDATE, and Python's sqlite3 begins a
+transaction only at the first write). Other writers wait for the caller's
+commit, so the caller commits soon after appending (sealing happens before).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from intake.models import ChainEntry, ChainHead
@@ -38,8 +44,9 @@ def append(
     envelope_sha256: str,
 ) -> ChainEntry:
     """Add the next chain entry to ``session`` (the caller commits it with the row)."""
-    # Migration 0003 creates the head row, so there is always one to lock.
-    head = session.scalars(select(ChainHead).where(ChainHead.id == 1).with_for_update()).one()
+    # Migration 0003 creates the head row, so there is always one to claim.
+    session.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=ChainHead.seq))
+    head = session.scalars(select(ChainHead).where(ChainHead.id == 1)).one()
     seq = head.seq + 1
     entry = ChainEntry(
         seq=seq,

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from test_review_import import add_followup, export, flask, members, report_ids, submit
 
 from intake import chain
-from intake.models import ChainEntry, ChainHead, db
+from intake.models import ChainEntry, ChainHead, FollowUp, db
 from intake.review.bundle import (
     GENESIS,
     ManifestError,
@@ -44,8 +44,8 @@ from intake.signing import (
     public_key_text,
 )
 
-from conftest import temporary_database, upgrade_database
-from webapp import make_app
+from conftest import upgrade_database
+from webapp import make_app, open_stored
 
 
 def test_signing_key_made_once_0600_and_reused(tmp_path: Path) -> None:
@@ -247,40 +247,42 @@ def test_manifest_chain_fields_raise_only_manifest_error(
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def test_concurrent_appends_on_postgresql(tmp_path: Path) -> None:
-    with temporary_database("postgresql", tmp_path) as url:
-        upgrade_database(url)
-        engine = create_engine(url, pool_size=10)
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(8)
+def test_concurrent_appends_get_consecutive_seqs(database_url: str) -> None:
+    # Several workers storing at once: on SQLite too (the default database,
+    # with two gunicorn workers in the shipped config), where SELECT ... FOR
+    # UPDATE locks nothing.
+    upgrade_database(database_url)
+    engine = create_engine(database_url, pool_size=10)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
 
-        def writer(worker: int) -> None:
-            try:
-                barrier.wait()
-                for n in range(10):
-                    with Session(engine) as session:
-                        chain.append(
-                            session,
-                            envelope_id=f"w{worker}n{n}",
-                            kind="report",
-                            case_id=f"w{worker}n{n}",
-                            received_hour=datetime.now(UTC),
-                            envelope_sha256=f"{worker:02x}{n:02x}".ljust(64, "0"),
-                        )
-                        session.commit()
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+    def writer(worker: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(10):
+                with Session(engine) as session:
+                    chain.append(
+                        session,
+                        envelope_id=f"w{worker}n{n}",
+                        kind="report",
+                        case_id=f"w{worker}n{n}",
+                        received_hour=datetime.now(UTC),
+                        envelope_sha256=f"{worker:02x}{n:02x}".ljust(64, "0"),
+                    )
+                    session.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
 
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        with Session(engine) as session:
-            entries = list(session.scalars(select(ChainEntry).order_by(ChainEntry.seq)))
-            head = session.get(ChainHead, 1)
-        engine.dispose()
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Session(engine) as session:
+        entries = list(session.scalars(select(ChainEntry).order_by(ChainEntry.seq)))
+        head = session.get(ChainHead, 1)
+    engine.dispose()
     assert [e.seq for e in entries] == list(range(1, 81))
     previous = GENESIS
     for entry in entries:
@@ -295,3 +297,40 @@ def test_concurrent_appends_on_postgresql(tmp_path: Path) -> None:
         )
         assert previous == entry.chain_hash
     assert head is not None and (head.seq, head.chain_hash) == (80, previous)
+
+
+def test_followups_sent_at_once_to_one_case_all_get_their_own_number(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A reporter who presses "send" twice, or relatives sharing one receipt:
+    # three follow-ups of one case at the same moment, four times over. Every
+    # one is stored, numbered 1..n, and its envelope says its own number.
+    web = make_app(tmp_path, database_url=database_url)
+    submit(web, "the report")
+    [case_id] = report_ids(web)
+    errors: list[BaseException] = []
+    senders, rounds = 3, 4
+    barrier = threading.Barrier(senders)
+
+    def sender(worker: int) -> None:
+        try:
+            for n in range(rounds):
+                barrier.wait()
+                add_followup(web, case_id, f"follow-up {worker}.{n}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with web.app.app_context():
+        stored = list(db.session.scalars(select(FollowUp).order_by(FollowUp.seq)))
+        envelope_ids = set(web.app.extensions["intake"].store.ids())
+    assert [f.seq for f in stored] == list(range(1, senders * rounds + 1))
+    assert envelope_ids == {case_id} | {f.id for f in stored}  # no envelope left over
+    for followup in stored:
+        assert open_stored(web, followup.id, {}).report["seq"] == followup.seq
