@@ -254,8 +254,13 @@ def _toml(sections: dict[str, dict[str, str | int]]) -> str:
     return "\n".join(lines)
 
 
-def make_site(directory: Path, *, max_file_mib: int) -> Site:
-    """Write a config with a fresh recipient into ``directory`` and migrate its database."""
+def make_site(
+    directory: Path, *, max_file_mib: int, limits: dict[str, str | int] | None = None
+) -> Site:
+    """Write a config with a fresh recipient into ``directory`` and migrate its database.
+
+    ``limits`` adds keys to the ``[limits]`` section (e.g. ``submit_rate``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     identity, recipient = generate_identity()
     (directory / "identity.txt").write_text(identity)
@@ -270,7 +275,11 @@ def make_site(directory: Path, *, max_file_mib: int) -> Site:
                 "keys": {"recipients_file": str(recipients)},
                 "storage": {"data_dir": str(data_dir)},
                 "database": {"url": f"sqlite:///{directory / 'intake.db'}"},
-                "limits": {"max_file_mib": max_file_mib, "max_request_mib": max_file_mib + 16},
+                "limits": {
+                    "max_file_mib": max_file_mib,
+                    "max_request_mib": max_file_mib + 16,
+                    **(limits or {}),
+                },
             }
         )
     )
@@ -289,12 +298,18 @@ class Server:
     """``gunicorn wsgi:app`` with one sync worker, on a free port of 127.0.0.1.
 
     The listening socket is made here and handed over as ``fd://``, so there is
-    no window in which another process could take the port.
+    no window in which another process could take the port. ``app`` and
+    ``workers`` serve another WSGI app (looked up from the site directory too)
+    or start more sync workers.
     """
 
-    def __init__(self, site: Site, *, timeout_s: int = 900) -> None:
+    def __init__(
+        self, site: Site, *, timeout_s: int = 900, app: str = "wsgi:app", workers: int = 1
+    ) -> None:
         self.site = site
         self.timeout_s = timeout_s
+        self.app = app
+        self.workers = workers
         self.log_file = site.directory / "server.log"
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -310,14 +325,14 @@ class Server:
             sys.executable,
             "-m",
             "gunicorn",
-            "--workers=1",
+            f"--workers={self.workers}",
             "--worker-class=sync",
             f"--bind=fd://{fd}",
             # A sync worker is killed when one request outlasts --timeout; a
             # large upload is one long request.
             f"--timeout={self.timeout_s}",
             f"--pythonpath={ROOT}",
-            "wsgi:app",
+            self.app,
         ]
         with self.log_file.open("wb") as log:
             self._process = subprocess.Popen(
@@ -350,13 +365,19 @@ class Server:
             raise RuntimeError("the server is not running")
         return self._process.pid
 
+    def worker_pids(self) -> list[int]:
+        """The pids of the workers, the children of the gunicorn master."""
+        pid = self.master_pid
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+
     def worker_pid(self) -> int:
         """The pid of the (only) worker, a child of the gunicorn master."""
-        pid = self.master_pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        children = self.worker_pids()
         if len(children) != 1:
             raise RuntimeError(f"expected one gunicorn worker, found {children!r}")
-        return int(children[0])
+        return children[0]
 
     def _wait_ready(self, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
@@ -365,8 +386,7 @@ class Server:
                 raise RuntimeError(f"the server exited:\n{self.log()}")
             try:
                 status, _, _ = request(self.port, "GET", "/")
-                if status == 200:
-                    self.worker_pid()
+                if status == 200 and len(self.worker_pids()) == self.workers:
                     return
             except (OSError, RuntimeError, http.client.HTTPException):
                 pass
