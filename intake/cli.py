@@ -21,6 +21,7 @@ from intake.cases import RepliesImportError, import_replies
 from intake.export import export_bundle
 from intake.models import (
     AlertState,
+    FollowUp,
     Report,
     ReporterSession,
     StaffSession,
@@ -90,6 +91,12 @@ def register_cli(app: Flask) -> None:
         audit.record(db.session(), CLI_ACTOR, "export", envelopes=len(result.envelope_ids))
         db.session.commit()
         click.echo(f"wrote {len(result.envelope_ids)} envelope(s) to {result.path}")
+        if result.missing:
+            click.echo(
+                f"warning: {len(result.missing)} envelope(s) listed in the database are missing "
+                f"from the store and were left out: {', '.join(result.missing)}",
+                err=True,
+            )
         click.echo(
             f"signed; chain head {result.head_seq}, {result.omitted} chain entr"
             f"{'y' if result.omitted == 1 else 'ies'} listed as omitted"
@@ -206,7 +213,10 @@ def register_cli(app: Flask) -> None:
         if not isinstance(store, FilesystemStore):
             click.echo("the database store keeps no temp files: nothing to sweep")
             return
-        known = set(db.session.scalars(select(Report.id)))
+        # Every envelope with a row: reports and follow-ups alike.
+        known = set(db.session.scalars(select(Report.id))) | set(
+            db.session.scalars(select(FollowUp.id))
+        )
         result = store.sweep_orphans(known, timedelta(hours=older_than_hours))
         click.echo(
             f"removed {result.temp_files} temp file(s) and "

@@ -60,6 +60,9 @@ class ExportResult:
     head_seq: int = 0
     #: Chain entries in the stretch whose envelopes are not in the bundle.
     omitted: int = 0
+    #: Rows that should have gone in, whose envelope the store no longer holds
+    #: (left out, listed as omitted, their status unchanged).
+    missing: tuple[str, ...] = ()
 
 
 def _sha256(store: EnvelopeStore, envelope_id: str) -> str:
@@ -151,6 +154,16 @@ def export_bundle(
             .order_by(FollowUp.case_id, FollowUp.seq)
         )
     )
+    # A row whose envelope is gone (lost on disk, or removed by hand) must not
+    # stop every later export: it is left out, and the chain lists it as omitted.
+    held = set(store.ids())
+    missing = tuple(
+        row_id
+        for row_id in [r.id for r in reports] + [f.id for f in followups]
+        if row_id not in held
+    )
+    reports = [row for row in reports if row.id in held]
+    followups = [row for row in followups if row.id in held]
     entries = [
         ManifestEntry(
             id=report.id,
@@ -245,4 +258,4 @@ def export_bundle(
         if row.status == ReportStatus.NEW:
             row.status = ReportStatus.EXPORTED
     session.commit()
-    return ExportResult(out, [entry.id for entry in entries], head_seq, len(omitted))
+    return ExportResult(out, [entry.id for entry in entries], head_seq, len(omitted), missing)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import tarfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -334,3 +336,38 @@ def test_followups_sent_at_once_to_one_case_all_get_their_own_number(
     assert envelope_ids == {case_id} | {f.id for f in stored}  # no envelope left over
     for followup in stored:
         assert open_stored(web, followup.id, {}).report["seq"] == followup.seq
+
+
+def test_sweep_keeps_old_followup_envelopes_and_export_skips_a_lost_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A follow-up nobody has collected for days is not an orphan: sweep (run
+    # daily from cron) must leave it for the next export.
+    web = make_app(tmp_path / "s", database_url=database_url)
+    submit(web, "the report")
+    [case_id] = report_ids(web)
+    followup_id = add_followup(web, case_id, "more")
+    envelopes = web.data_dir / "envelopes"
+    stray = envelopes / f"{'e' * 20}.age"
+    stray.write_bytes((envelopes / f"{case_id}.age").read_bytes())  # no row: an orphan
+    three_days_ago = time.time() - 3 * 86400
+    for path in envelopes.glob("*.age"):
+        os.utime(path, (three_days_ago, three_days_ago))
+    swept = flask(web, "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert "removed 0 temp file(s) and 1 envelope(s) without a record" in swept.output
+    assert sorted(p.name for p in envelopes.glob("*.age")) == sorted(
+        [f"{case_id}.age", f"{followup_id}.age"]
+    )
+
+    # An envelope lost anyway (removed by hand, a disk fault) does not stop
+    # exports: the rest go out, the lost one is named and left for the chain
+    # to show as omitted.
+    (envelopes / f"{followup_id}.age").unlink()
+    written = flask(web, "export", "--out", str(tmp_path / "b.tar"))
+    assert written.exit_code == 0, written.output
+    assert "wrote 1 envelope(s)" in written.output
+    assert f"missing from the store and were left out: {followup_id}" in written.output
+    assert [name for name, _ in members(tmp_path / "b.tar") if name.startswith("envelopes/")] == [
+        f"envelopes/{case_id}.age"
+    ]
