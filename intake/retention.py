@@ -152,6 +152,13 @@ def _purge_rows(
     targets = list(rows)
     for row in targets:
         row.status = ReportStatus.PURGED
+        # Keep only what follow-ups and replies still need (the ids, the case,
+        # the follow-up's number, the reply key, the status; the hour stays for
+        # forgetting old cases, as the chain keeps it anyway): not the size, nor
+        # the "danger now" flag, of a report staff now hold offline.
+        row.padded_size = 0
+        if isinstance(row, Report):
+            row.danger_now = None
     if targets or always_audit:
         audit.record(session, actor, "purge", envelopes=len(targets), detail=detail)
     session.commit()

@@ -74,7 +74,9 @@ def test_purge_acknowledged_removes_envelopes_keeps_rows(
     tmp_path: Path, database_url: str, backend: str
 ) -> None:
     web = make_app(
-        tmp_path / "s", database_url=database_url, settings={"storage": {"backend": backend}}
+        tmp_path / "s",
+        database_url=database_url,
+        settings={"storage": {"backend": backend}, "privacy": {"record_danger_flag": True}},
     )
     submit(web, "one")
     submit(web, "two")
@@ -92,6 +94,15 @@ def test_purge_acknowledged_removes_envelopes_keeps_rows(
         assert db.session.get(Report, first).status == ReportStatus.PURGED  # type: ignore[union-attr]
         assert db.session.get(FollowUp, followup).status == ReportStatus.PURGED  # type: ignore[union-attr]
         assert db.session.get(Report, second).status == ReportStatus.NEW  # type: ignore[union-attr]
+        # A purged row keeps what follow-ups and replies need, not size or danger flag.
+        purged_report, kept_report = db.session.get(Report, first), db.session.get(Report, second)
+        purged_followup = db.session.get(FollowUp, followup)
+        assert purged_report is not None and kept_report is not None and purged_followup
+        assert (purged_report.padded_size, purged_report.danger_now) == (0, None)
+        assert purged_report.lookup_key and purged_report.reply_recipient
+        assert (purged_followup.padded_size, purged_followup.case_id) == (0, first)
+        assert purged_followup.seq == 1
+        assert kept_report.padded_size > 0 and kept_report.danger_now is True
         [event] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "purge"))
         assert event.actor == "tester" and event.envelopes == 2
     # The same acknowledgement again: nothing more, counted as already purged.
