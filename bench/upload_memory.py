@@ -300,13 +300,20 @@ class Server:
     The listening socket is made here and handed over as ``fd://``, so there is
     no window in which another process could take the port. ``app`` and
     ``workers`` serve another WSGI app (looked up from the site directory too)
-    or start more sync workers.
+    or start more sync workers; ``config`` is a gunicorn config file to start from.
     """
 
     def __init__(
-        self, site: Site, *, timeout_s: int = 900, app: str = "wsgi:app", workers: int = 1
+        self,
+        site: Site,
+        *,
+        timeout_s: int = 900,
+        app: str = "wsgi:app",
+        workers: int = 1,
+        config: Path | None = None,
     ) -> None:
         self.site = site
+        self.config = config
         self.timeout_s = timeout_s
         self.app = app
         self.workers = workers
@@ -325,6 +332,9 @@ class Server:
             sys.executable,
             "-m",
             "gunicorn",
+            # A gunicorn config file (the shipped gunicorn.conf.py, say); the
+            # options below override what it sets.
+            *(["--config", str(self.config)] if self.config else []),
             f"--workers={self.workers}",
             "--worker-class=sync",
             f"--bind=fd://{fd}",

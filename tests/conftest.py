@@ -12,11 +12,14 @@ The schema is made by Alembic only (:func:`upgrade_database`), never by
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -222,3 +225,32 @@ def _one_utc_day(monkeypatch: pytest.MonkeyPatch) -> None:
     vanish. The day change itself is tested in test_limits.py.
     """
     monkeypatch.setattr("intake.limits.utc_day", lambda: "2030-01-01")
+
+
+# --- the real-server harness -----------------------------------------------------
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "upload_memory.py"
+
+
+def load_bench() -> ModuleType:
+    """``bench/upload_memory.py``, loaded by path: its site builder and gunicorn harness."""
+    name = "bench_upload_memory"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {BENCH}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def bench() -> ModuleType:
+    """The harness that runs a real gunicorn on a throw-away site (Linux, gunicorn installed)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("the server harness reads /proc (Linux only)")
+    if importlib.util.find_spec("gunicorn") is None:
+        pytest.skip("gunicorn is not installed (pip install -e '.[server]')")
+    return load_bench()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import importlib.util
 import io
 import os
 import re
@@ -55,13 +54,11 @@ from intake.app import create_app
 from intake.models import Report
 from intake.store import FilesystemStore
 
-from conftest import upgrade_database, write_toml
+from conftest import load_bench, upgrade_database, write_toml
 from webapp import WebApp, make_app, open_stored, valid_form
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "upload_memory.py"
 MIB = 1 << 20
 AGE_HEADER = b"age-encryption.org/v1\n"
 MARKER = "Fq3-FAULT-MARKER-Жұқ-Lw8"
@@ -514,27 +511,6 @@ def test_read_only_data_directory_keeps_nothing_and_recovers(
 # --- 5. the server is killed --------------------------------------------------------------
 
 
-def _load_bench() -> ModuleType:
-    name = "bench_upload_memory"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def bench() -> ModuleType:
-    if not Path("/proc/self/status").exists():
-        pytest.skip("the server harness reads /proc (Linux only)")
-    if importlib.util.find_spec("gunicorn") is None:
-        pytest.skip("gunicorn is not installed (pip install -e '.[server]')")
-    return _load_bench()
-
-
 def _start_marked_upload(
     bench: ModuleType, port: int, size: int
 ) -> tuple[Any, Iterator[bytes], bytes]:
@@ -689,7 +665,7 @@ def _worker_replaced(server: Any, old: int) -> bool:
     if pid == old:
         return False
     try:
-        status, _, _ = _load_bench().request(server.port, "GET", "/")
+        status, _, _ = load_bench().request(server.port, "GET", "/")
     except (OSError, http.client.HTTPException):
         return False
     return bool(status == 200)

@@ -10,38 +10,19 @@ The server, the streamed upload and the measurement are those of
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench" / "upload_memory.py"
 SIZE_MIB = 256
 
 pytestmark = pytest.mark.slow
 
 
-def _load_bench() -> ModuleType:
-    name = "bench_upload_memory"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_256_mib_upload_grows_the_worker_by_less_than_64_mib(tmp_path: Path) -> None:
-    if not Path("/proc/self/status").exists():
-        pytest.skip("reads the worker's peak RSS from /proc (Linux only)")
-    if importlib.util.find_spec("gunicorn") is None:
-        pytest.skip("gunicorn is not installed (pip install -e '.[server]')")
-    bench = _load_bench()
+def test_a_256_mib_upload_grows_the_worker_by_less_than_64_mib(
+    tmp_path: Path, bench: ModuleType
+) -> None:
     size = SIZE_MIB * bench.MIB
 
     site = bench.make_site(tmp_path / "site", max_file_mib=SIZE_MIB + 1)
