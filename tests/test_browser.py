@@ -45,6 +45,7 @@ from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from intake.models import FollowUp, Report, db
+from intake.review.cli import main as review_main
 
 from webapp import WebApp, make_app, open_stored, receipt_of, valid_form
 
@@ -467,7 +468,13 @@ def _same_origin(live: LiveServer, urls: list[str]) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("lang", LANGS)
 def test_report_receipt_and_follow_up_without_javascript(
-    live: LiveServer, live_limited: LiveServer, no_js: Recorded, artifacts: Path, lang: str
+    live: LiveServer,
+    live_limited: LiveServer,
+    no_js: Recorded,
+    artifacts: Path,
+    lang: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     shoot = _screenshots(artifacts, lang)
     journey = walk(live, no_js.page, lang, shoot)
@@ -500,6 +507,19 @@ def test_report_receipt_and_follow_up_without_javascript(
     assert followup["text"] == texts.followup
     assert followup["danger_now"]["answer"] == "no"
     assert [sinks[a["member"]].getvalue() for a in followup["attachments"]] == [FILES[0][2]]
+
+    # As staff would: export a bundle, then read the case with intake-review.
+    bundle = tmp_path / "bundle.tar"
+    exported = live.web.app.test_cli_runner().invoke(args=["export", "--all", "--out", str(bundle)])
+    assert exported.exit_code == 0, exported.output
+    capsys.readouterr()
+    case_id = journey.report_ids[0]
+    shown = review_main(["show", "-i", str(live.web.identity_file), str(bundle), case_id])
+    out = capsys.readouterr().out
+    assert shown == 0, out
+    for typed in (texts.what_happened, texts.person_name, texts.followup, "СИЗО-1, Бишкек"):
+        for line in typed.splitlines():  # a long answer is printed indented, line by line
+            assert line in out, line
 
 
 @pytest.mark.slow
