@@ -43,6 +43,7 @@ from werkzeug.test import TestResponse
 from intake.cases import REPORTER_STATUSES
 from intake.crypto.keys import generate_identity
 from intake.crypto.receipts import lookup_key, reply_identity
+from intake.i18n import translator
 from intake.models import FollowUp, Reply, Report, ReporterSession, db
 from intake.review.replies import (
     build_reply,
@@ -555,6 +556,44 @@ def test_failed_sign_ins_are_limited_for_everyone_together(tmp_path: Path) -> No
             assert sign_in(client, receipt, **_from("192.0.2.100")).status_code == 200
     newcomer = sign_in(web.app.test_client(), receipt, **_from("192.0.2.200"))
     assert newcomer.status_code == 429
+
+
+SIGN_IN_WAIT = (
+    "Too many tries to sign in. To protect the codes, please wait and try again "
+    "in about %(num)d minute.",
+    "Too many tries to sign in. To protect the codes, please wait and try again "
+    "in about %(num)d minutes.",
+)
+REPORTS_WAIT = (
+    "To protect this service, it accepts only a few reports at a time. Nothing was saved. "
+    "Please try again in about %(num)d minute.",
+    "To protect this service, it accepts only a few reports at a time. Nothing was saved. "
+    "Please try again in about %(num)d minutes.",
+)
+
+
+def _wait_text(code: str, wording: tuple[str, str], response: TestResponse) -> str:
+    """``wording`` in ``code`` for the wait the response's Retry-After announces."""
+    minutes = max(1, round(int(response.headers["Retry-After"]) / 60))
+    return translator(code).ngettext(*wording, minutes) % {"num": minutes}
+
+
+def test_the_sign_in_limit_page_speaks_of_signing_in_not_of_reports(tmp_path: Path) -> None:
+    # A relative who mistyped the receipt is told about signing in, in their language,
+    # not that "only a few reports" are accepted and "nothing was saved".
+    web = _limited_app(tmp_path, "1 per hour", "100 per hour")
+    receipt = submit(web.client)
+    a = _from("203.0.113.7")
+    assert sign_in(web.app.test_client(), _wrong_receipt(receipt), **a).status_code == 400
+    for code, header in (("en", "en"), ("ru", "ru-RU,ru;q=0.9")):
+        blocked = sign_in(web.app.test_client(), receipt, headers={"Accept-Language": header}, **a)
+        assert blocked.status_code == 429
+        page = html.unescape(blocked.get_data(as_text=True))
+        assert _wait_text(code, SIGN_IN_WAIT, blocked) in page
+        assert _wait_text(code, REPORTS_WAIT, blocked) not in page
+    assert "Слишком много попыток войти" in page and "сообщений за раз" not in page
+    assert "Ничего не сохранено" not in page
+    assert "accepts only a few reports" not in page
 
 
 # --- sessions ---------------------------------------------------------------------------

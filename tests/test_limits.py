@@ -187,3 +187,31 @@ def test_follow_ups_count_against_the_global_budget(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert codes == [303, 429]
+
+
+def test_the_staff_sign_in_limit_page_speaks_of_signing_in(tmp_path: Path) -> None:
+    web = make_app(tmp_path, settings={"staff": {"signin_failure_rate_per_client": "1 per hour"}})
+    wrong = {"name": "nobody", "passphrase": "not it", "code": "000000"}
+    assert web.client.post("/staff/sign-in", data=wrong).status_code == 400
+    limited = web.client.post("/staff/sign-in", data=wrong)
+    assert limited.status_code == 429
+    page = limited.get_data(as_text=True)
+    assert "Too many tries to sign in." in page and "try again in about" in page
+    assert "reports" not in page and "Nothing was saved" not in page
+
+
+@pytest.mark.parametrize(
+    ("path", "signing_in"),
+    [("/case/sign-in", True), ("/staff/sign-in", True), ("/", False), ("/case/add", False)],
+)
+def test_the_wait_message_says_what_was_limited(
+    tmp_path: Path, path: str, signing_in: bool
+) -> None:
+    from intake.views import _wait_message
+
+    web = make_app(tmp_path)
+    with web.app.test_request_context(path, method="POST"):
+        message = _wait_message(600) or ""
+    assert message.startswith("Too many tries to sign in.") is signing_in
+    assert ("accepts only a few reports at a time" in message) is not signing_in
+    assert message.endswith("in about 10 minutes.")

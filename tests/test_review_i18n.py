@@ -10,9 +10,12 @@ check the other sources remove it.
 
 from __future__ import annotations
 
+import argparse
+import ast
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -44,7 +47,7 @@ from intake.review.bundle import (
     parse_manifest,
 )
 from intake.review.cli import main
-from intake.review.lang import FIELD_LABELS, _, choose
+from intake.review.lang import ARGPARSE_MESSAGES, FIELD_LABELS, _, choose
 from intake.review.render import followup_rows, report_rows
 from intake.review.replies import RepliesBundleError, read_replies_bundle
 from intake.review.signature import format_public_key, format_signature
@@ -200,6 +203,75 @@ def test_help_is_translated(capsys: Capsys) -> None:
     out = capsys.readouterr().out
     assert t("uz", "one line per case (report and follow-ups), danger now first") in out
     assert t("uz", "a JSON array instead of a table") in out
+
+
+def test_argparse_words_are_translated_in_help(capsys: Capsys) -> None:
+    assert run("--lang", "ru", "--help") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("использование: intake-review ")
+    assert "\nпараметры:\n" in out and "\nпозиционные аргументы:\n" in out
+    assert "показать эту справку и выйти" in out
+    for english in ("usage:", "options:", "positional arguments:", "show this help"):
+        assert english not in out
+    assert run("--lang", "ky", "keygen", "--help") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("колдонуу: intake-review keygen ") and "\nпараметрлер:\n" in out
+    assert lang.current() == "en"  # and argparse speaks English again afterwards
+    with pytest.raises(SystemExit):
+        argparse.ArgumentParser(prog="p").parse_args(["--help"])
+    assert capsys.readouterr().out.startswith("usage: p ")
+
+
+def test_argparse_errors_are_translated(capsys: Capsys) -> None:
+    assert run("--lang", "ru", "keygen") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("использование: intake-review keygen ")
+    assert err.endswith("intake-review keygen: ошибка: не хватает обязательных аргументов: --out\n")
+    assert run("--lang", "uz", "nosuch") == 2
+    err = capsys.readouterr().err
+    assert "intake-review: xato: argument COMMAND: notoʻgʻri qiymat: 'nosuch' (" in err
+    assert "error:" not in err and "invalid choice" not in err
+
+
+def test_keygen_and_trust_labels_are_translated(tmp_path: Path, capsys: Capsys) -> None:
+    passphrase = tmp_path / "pass.txt"
+    passphrase.write_text("a long enough passphrase of several words\n")
+    out_file = tmp_path / "id.age"
+    assert (
+        run("--lang", "ru", "keygen", "--out", str(out_file), "--passphrase-file", str(passphrase))
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    recipient = next(line for line in lines if "age1" in line)
+    fingerprint = next(line for line in lines if "SHA256:" in line)
+    # The labels in Russian, their values lined up.
+    assert re.fullmatch(r"получатель: +age1\w+", recipient), recipient
+    assert re.fullmatch(r"отпечаток: +SHA256:\S+", fingerprint), fingerprint
+    assert recipient.index("age1") == fingerprint.index("SHA256:")
+    assert "recipient" not in recipient and "fingerprint" not in fingerprint
+
+    public = format_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+    assert run("--lang", "ky", "trust", "--state", str(tmp_path / "state"), public) == 0
+    out = capsys.readouterr().out
+    assert "\nманжа изи: SHA256:" in out and "fingerprint:" not in out
+
+
+def test_argparse_messages_are_argparse_msgids() -> None:
+    """Each msgid in lang.ARGPARSE_MESSAGES is one argparse really asks for (this Python's)."""
+    source = ast.parse(Path(argparse.__file__).read_text(encoding="utf-8"))
+    msgids = {
+        node.args[0].value
+        for node in ast.walk(source)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "_"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert set(ARGPARSE_MESSAGES) <= msgids, set(ARGPARSE_MESSAGES) - msgids
+    for code in ("ky", "ru", "uz"):
+        for msgid in ARGPARSE_MESSAGES:
+            assert t(code, msgid) != msgid or msgid.startswith("argument "), (code, msgid)
 
 
 # --- choosing the language ---------------------------------------------------------------

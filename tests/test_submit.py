@@ -7,6 +7,7 @@ would, and checks it against what the reporter typed.
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import re
@@ -22,6 +23,7 @@ from sqlalchemy import create_engine, select, text
 from intake.app import StartupError, create_app
 from intake.crypto.envelope import open_envelope
 from intake.crypto.keys import DEMO_MARKER, generate_identity, load_identities
+from intake.i18n import translator
 from intake.models import AuditEvent, Report, ReportStatus, db
 from intake.schema import parse_report
 
@@ -82,11 +84,37 @@ def test_receipt_page_has_no_way_out_but_the_confirmation(web: Any) -> None:
     # Leaving needs the box ticked; then the page says what happens next.
     unconfirmed = web.client.post("/submitted", data={"written_down": ""})
     assert unconfirmed.status_code == 400
-    assert "Back" in unconfirmed.get_data(as_text=True)
+    said = unconfirmed.get_data(as_text=True)
+    assert "was received" in said and "cannot be shown again" in said
+    assert "back" not in said.lower()  # see the test below
     confirmed = web.client.post("/submitted", data={"written_down": "y"})
     assert confirmed.status_code == 303
     page = web.client.get(confirmed.headers["Location"]).get_data(as_text=True)
     assert "shared" in page.lower()  # the warning about copies on a shared phone
+
+
+@pytest.mark.parametrize(
+    ("lang", "back"), [("en", "back"), ("ru", "назад"), ("ky", "артка"), ("uz", "orqaga")]
+)
+def test_leaving_the_receipt_unconfirmed_never_sends_the_reporter_back(
+    web: Any, lang: str, back: str
+) -> None:
+    # The receipt page answered a POST and is not stored: the browser's Back
+    # offers to send the form again, which makes a second report with another
+    # code. So this page says the code is gone and the report arrived, and no
+    # word of going back.
+    web.client.set_cookie("lang", lang)
+    response = web.client.post("/submitted", data={"written_down": ""})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    main = html.unescape(page.split("<main", 1)[1].split("</main>", 1)[0])
+    assert back not in main.lower()
+    for msgid in (
+        "Your report was received and is safe. You do not need to send it again.",
+        "The code was shown only once. It cannot be shown again, not even by us.",
+    ):
+        assert translator(lang).gettext(msgid) in main
+    assert "submitted" in main  # the way on is the page that says what happens next
 
 
 def test_validation_error_keeps_typed_text_and_names_each_field(web: Any) -> None:
@@ -323,8 +351,12 @@ def test_flask_cli_refuses_to_start_with_a_one_line_message(tmp_path: Path) -> N
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "recipients_fil" in result.stderr
     assert "Traceback" not in result.stderr
+    # The file, the line ([keys] is line 1) and the key, on one line.
+    assert result.stderr.strip().splitlines() == [
+        f"intake cannot start: {config}:2: [keys] recipients_fil: unknown key "
+        "(known: recipients_file)"
+    ]
 
 
 def test_export_writes_a_bundle_and_marks_reports_exported(web: Any, tmp_path: Path) -> None:

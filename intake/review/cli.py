@@ -323,6 +323,13 @@ def _parser() -> argparse.ArgumentParser:
 # --- keygen -------------------------------------------------------------------------
 
 
+def _print_labelled(rows: Sequence[tuple[str, str]]) -> None:
+    """``label: value`` lines with the values lined up, whatever the labels' language."""
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        print(f"{label:<{width}} {value}")
+
+
 def _keygen(args: argparse.Namespace, prompt: Prompt) -> int:
     if args.passphrase_file is not None:
         passphrase = read_passphrase_file(args.passphrase_file)
@@ -349,8 +356,7 @@ def _keygen(args: argparse.Namespace, prompt: Prompt) -> int:
     print(
         _("wrote %(path)s (passphrase-protected, mode 0600)") % {"path": neutralise(str(made.path))}
     )
-    print(f"recipient:   {made.recipient}")
-    print(f"fingerprint: {made.fingerprint}")
+    _print_labelled([(_("recipient:"), made.recipient), (_("fingerprint:"), made.fingerprint)])
     print(
         _("add the recipient line to the server's keys/recipients.txt; keep the identity offline")
     )
@@ -864,7 +870,7 @@ def _trust(args: argparse.Namespace) -> int:
     state = _state(args)
     text, fingerprint = trust(state, args.key)
     print(_("pinned %(key)s") % {"key": text})
-    print(f"fingerprint: {fingerprint}")
+    _print_labelled([(_("fingerprint:"), fingerprint)])
     print(
         _("in %(file)s; compare the fingerprint with the server operator's")
         % {"file": neutralise(str(state.key_file))}
@@ -968,7 +974,10 @@ def main(argv: list[str] | None = None, *, prompt: Prompt | None = None) -> int:
     """Run ``intake-review``; returns the exit code.
 
     The output language (:func:`intake.review.lang.choose`) is in force for
-    this call only: the previous language is restored when it returns.
+    this call only: the previous language is restored when it returns. The
+    parser is built and run inside it, with argparse's own words ("usage:",
+    its errors) routed through the same catalog
+    (:func:`intake.review.lang.argparse_in_language`).
     """
     arguments = sys.argv[1:] if argv is None else list(argv)
     option = _lang_option(arguments)
@@ -980,7 +989,8 @@ def main(argv: list[str] | None = None, *, prompt: Prompt | None = None) -> int:
                 _("unknown language %(language)s; using %(used)s")
                 % {"language": repr(neutralise(option)), "used": lang.current()},
             )
-        return _main(arguments, prompt)
+        with lang.argparse_in_language():
+            return _main(arguments, prompt)
     finally:
         lang.use(previous)
 

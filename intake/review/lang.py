@@ -13,17 +13,21 @@ process (the CLI is single-threaded); until then everything is English, so
 code that renders without going through the CLI stays deterministic.
 
 What is translated: strings written in this package, marked with :func:`_`,
-:func:`ngettext` or :func:`N_` so ``pybabel extract`` finds them, and the
+:func:`ngettext` or :func:`N_` so ``pybabel extract`` finds them, the
 English labels of :mod:`intake.schema` (field labels, vocabulary labels),
-which are msgids (:func:`label`, :data:`FIELD_LABELS`). What never is: text
-from an envelope, a manifest or a reply (what people typed), and machine
-output (``--json`` gives codes).
+which are msgids (:func:`label`, :data:`FIELD_LABELS`), and argparse's own
+words ("usage:", "options", its error messages: :data:`ARGPARSE_MESSAGES`,
+:func:`argparse_in_language`). What never is: text from an envelope, a
+manifest or a reply (what people typed), and machine output (``--json``
+gives codes).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from gettext import GNUTranslations
 from typing import Final
 
@@ -31,10 +35,12 @@ from intake.i18n import DEFAULT, LANGUAGES, N_, supported, translator
 from intake.schema import Vocabulary, label_for
 
 __all__ = [
+    "ARGPARSE_MESSAGES",
     "ENV",
     "FIELD_LABELS",
     "N_",
     "_",
+    "argparse_in_language",
     "choose",
     "current",
     "label",
@@ -105,6 +111,30 @@ FIELD_LABELS: Final = (
     N_("New information"),
 )
 
+#: argparse's own msgids that ``intake-review`` can print: its help ("usage: ",
+#: the section headings, the -h line) and the errors its arguments can cause.
+#: argparse looks each up, when it prints, through its module-global ``_`` and
+#: ``ngettext``, which :func:`argparse_in_language` points at this module.
+#: Listed here, word for word as in Lib/argparse.py, so extraction finds them;
+#: tests/test_review_i18n.py checks each is still one of argparse's msgids.
+#: Left out: messages about mistakes in the parser's own definition (never
+#: shown to staff) and ones no argument of this tool can cause (nargs=N,
+#: mutually exclusive groups, FileType, type= conversions).
+ARGPARSE_MESSAGES: Final = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("expected one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("ignored explicit argument %r"),
+)
+
 
 class _Current:
     """The language in use; English until :func:`use` says otherwise."""
@@ -164,6 +194,26 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     if catalog is not None:
         return catalog.ngettext(singular, plural, count)
     return singular if count == 1 else plural
+
+
+@contextmanager
+def argparse_in_language() -> Iterator[None]:
+    """While inside, argparse says its own words in the current language.
+
+    argparse (3.11 to 3.13) translates by calling the ``_`` and ``ngettext``
+    it imported from :mod:`gettext` into its own module, at the time it
+    formats help or an error; pointing those two names at :func:`_` and
+    :func:`ngettext` here routes them through the review tool's catalog. The
+    previous functions come back on leaving, so nothing else in the process
+    is affected.
+    """
+    names = vars(argparse)
+    saved = {"_": names["_"], "ngettext": names["ngettext"]}
+    names.update({"_": _, "ngettext": ngettext})
+    try:
+        yield
+    finally:
+        names.update(saved)
 
 
 def label(vocabulary: Vocabulary, code: str | None) -> str:

@@ -98,10 +98,25 @@ def render_error(code: int, message: str | None = None) -> tuple[str, int]:
     return page, code
 
 
+#: The endpoints whose limits count failed sign-ins (see :func:`intake.limits.init_limits`):
+#: the reporter's receipt sign-in and the staff sign-in. Their 429 page speaks of
+#: signing in; the others (a new report, a follow-up) of reports.
+SIGN_IN_ENDPOINTS = frozenset({"followup.sign_in_view", "staff.sign_in_post"})
+
+
 def _wait_message(seconds: int | None) -> str | None:
+    """What the 429 page says, for the limit the current request's endpoint hit."""
     if seconds is None:
         return None
     minutes = max(1, round(seconds / 60))
+    if request.endpoint in SIGN_IN_ENDPOINTS:
+        return ngettext(
+            "Too many tries to sign in. To protect the codes, please wait and try again "
+            "in about %(num)d minute.",
+            "Too many tries to sign in. To protect the codes, please wait and try again "
+            "in about %(num)d minutes.",
+            minutes,
+        )
     return ngettext(
         "To protect this service, it accepts only a few reports at a time. Nothing was saved. "
         "Please try again in about %(num)d minute.",
