@@ -555,6 +555,124 @@ def test_a_follow_up_right_after_sign_in(live: LiveServer, no_js: Recorded) -> N
     _submit(page, "main form[enctype]", 200)
 
 
+#: What a keyboard user answers: text typed, the radio chosen in each group, boxes ticked.
+KEYBOARD_TEXT = {"person_name": "Aigul", "what_happened": "Typed with the keyboard alone."}
+KEYBOARD_RADIOS = {
+    "relationship": "relative",
+    "facility_type": "unknown",
+    "date_precision": "unknown",
+    "danger_now": "no",
+    "consent_share": "this_org",
+    "detainee_consent": "impossible",
+    "action_wanted": "nothing_until_we_talk",
+    "use_reporter_name": "no",
+    "publicity_risk": "dont_know",
+    "officials_warned": "no",
+    "preferred_language": "ru",
+}
+KEYBOARD_TICKS = {"consent_store", "no_contact", "written_down"}
+
+
+@dataclass(frozen=True)
+class Focused:
+    """The element that has the keyboard focus."""
+
+    tag: str
+    type: str
+    name: str
+    id: str
+    value: str
+
+
+def _focused(page: Page) -> Focused:
+    for tag in ("input", "textarea", "select", "button", "a"):
+        element = page.locator(f"{tag}:focus")
+        if element.count():
+            return Focused(
+                tag,
+                element.get_attribute("type") or "",
+                element.get_attribute("name") or "",
+                element.get_attribute("id") or "",
+                element.get_attribute("value") or "",
+            )
+    return Focused("", "", "", "", "")
+
+
+def _answer_by_keyboard(page: Page, form: str, answered: set[str]) -> list[Focused]:
+    """Tab through ``form``'s page answering with keys only, until its submit button.
+
+    Returns every element that took the focus from Tab, in order.
+    """
+    visited: list[Focused] = []
+    for _ in range(300):
+        page.keyboard.press("Tab")
+        here = _focused(page)
+        visited.append(here)
+        if page.locator(f"{form} button[type=submit]:focus").count():
+            return visited
+        if here.name in answered:
+            continue
+        if here.name in KEYBOARD_TEXT and here.tag in ("input", "textarea"):
+            page.keyboard.type(KEYBOARD_TEXT[here.name])
+        elif here.type == "radio" and here.name in KEYBOARD_RADIOS:
+            # Tab lands on the group's first radio; arrows move along it and choose.
+            wanted = KEYBOARD_RADIOS[here.name]
+            for _step in range(20):
+                if _focused(page).value == wanted:
+                    break
+                page.keyboard.press("ArrowDown")
+            page.keyboard.press("Space")  # choose it (already chosen after an arrow)
+            chosen = page.locator(f"{form} input[name='{here.name}']:checked")
+            assert chosen.get_attribute("value") == wanted, here.name
+        elif here.type == "checkbox" and here.name in KEYBOARD_TICKS:
+            page.keyboard.press("Space")
+        else:
+            continue
+        answered.add(here.name)
+    pytest.fail(f"Tab never reached the submit button of {form}: {visited[-10:]}")
+
+
+@pytest.mark.slow
+def test_the_form_works_with_the_keyboard_alone(live: LiveServer, no_js: Recorded) -> None:
+    page = no_js.page
+    before = _ids(live.web, Report)
+    page.goto(live.url + "/?lang=en")
+    answered: set[str] = set()
+    visited = _answer_by_keyboard(page, "#report-form", answered)
+    assert answered == set(KEYBOARD_TEXT) | set(KEYBOARD_RADIOS) | {"consent_store", "no_contact"}
+
+    # The honeypot is never reached, and the focus moves down the page: the
+    # controls Tab reached come in the order they stand in the document.
+    assert "website" not in {f.name for f in visited}
+    in_page = [
+        element.get_attribute("id") or ""
+        for element in page.locator("#report-form input, #report-form textarea").all()
+    ]
+    reached = [f.id for f in visited if f.id in in_page]
+    positions = [in_page.index(element_id) for element_id in dict.fromkeys(reached)]
+    assert positions == sorted(positions), reached
+    # Every group of visible controls gets the focus (radios: one per group).
+    visible = {
+        element.get_attribute("name") or ""
+        for element in page.locator("#report-form input, #report-form textarea").all()
+        if element.is_visible()
+    }
+    assert visible - {f.name for f in visited} == {"website"}  # off-screen, out of Tab order
+
+    with page.expect_navigation() as navigation:
+        page.keyboard.press("Enter")
+    assert navigation.value is not None and navigation.value.status == 200
+    _answer_by_keyboard(page, "main form", answered)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith("/submitted")
+
+    [report_id] = _ids(live.web, Report) - before
+    report = open_stored(live.web, report_id, {}).report
+    assert report["incident"]["what_happened"] == KEYBOARD_TEXT["what_happened"]
+    assert report["person"]["name"] == KEYBOARD_TEXT["person_name"]
+
+
 # ---------------------------------------------------------------------------
 # JavaScript enabled, for measuring only: layout at 360 px, touch targets, axe
 
