@@ -8,9 +8,12 @@ Which file is read, first match wins:
 4. none: every setting takes its default.
 
 Every section and key is checked. An unknown section or key, or a value of the
-wrong type or out of range, raises :class:`ConfigError` whose message names the
-file and the key, e.g.
-``config.toml: [limits] max_files: must be an integer between 0 and 1000, got 'x'``.
+wrong type or out of range, raises :class:`ConfigError` whose one-line message
+names the file, the line and the key, e.g.
+``config.toml:12: [limits] max_files: must be an integer between 0 and 1000, got 'x'``.
+tomllib gives no positions, so the line is found by scanning the text (see
+:class:`_KeyLines`); where it cannot be found for certain, the message names
+the file alone rather than risk a wrong line.
 
 Relative paths in the file (and the defaults, which are relative) are resolved
 against the current working directory *at load time*, so the loaded settings
@@ -58,7 +61,7 @@ SECRET_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
-    """A configuration problem; the message names the file and the key."""
+    """A configuration problem; the message names the file, the line and the key."""
 
 
 class StorageBackend(StrEnum):
@@ -437,32 +440,297 @@ _DEFAULT_PATHS = (
 )
 
 
+# --- where a key is in the file -----------------------------------------------
+
+KeyPath = tuple[str, ...]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# A value that is neither a string, an array nor an inline table: a number, a
+# boolean, or a date-time (which may have a space between date and time).
+_SCALAR = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}[^\s,\]}#]*|[^\s,\]}#]+")
+_TRIPLE_QUOTES = ('"""', "'''")
+
+
+class _Unreadable(Exception):
+    """The scanner met text it does not understand: no line numbers then."""
+
+
+class _KeyLines:
+    """The line on which each table and key of a TOML text is first defined.
+
+    tomllib gives no positions, so this scanner reads just enough TOML to
+    skip values and follow keys: ``[table]`` and ``[[array]]`` headers,
+    dotted, quoted and literal keys, inline tables (their keys count as keys
+    of the table they make), arrays over several lines, every kind of string
+    (a multi-line string holding ``[limits]`` is not a header), and comments
+    (a commented-out ``# max_files = 3`` is not a key). ``lines`` maps a key
+    path such as ``("limits", "max_files")`` to its 1-based line; a table made
+    implicitly (by ``[a.b]`` or ``a.b = 1``) gets the line that made it.
+
+    Only meant for text tomllib has accepted; anything unexpected raises
+    :class:`_Unreadable` (see :func:`_key_lines`, which also cross-checks).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.lines: dict[KeyPath, int] = {}
+        self._document()
+
+    def _document(self) -> None:
+        table: KeyPath = ()
+        while True:
+            self._skip_blank_lines()
+            if self.pos >= len(self.text):
+                return
+            start = self.pos
+            if self.text.startswith("[", start):
+                closing = "]]" if self.text.startswith("[[", start) else "]"
+                self.pos += len(closing)
+                self._skip_spaces()
+                table = self._key()
+                self._expect(closing)
+                self._define((), table, start)
+            else:
+                key = self._key()
+                self._expect("=")
+                self._skip_spaces()
+                self._define(table, key, start)
+                self._value(table + key)
+            self._skip_spaces()
+            self._skip_comment()
+            if self.pos < len(self.text) and not self.text.startswith(("\n", "\r\n"), self.pos):
+                raise _Unreadable(self.pos)
+
+    def _define(self, base: KeyPath, key: KeyPath, start: int) -> None:
+        line = self.text.count("\n", 0, start) + 1
+        for end in range(1, len(key) + 1):
+            self.lines.setdefault(base + key[:end], line)
+
+    def _skip_spaces(self) -> None:
+        while self.text.startswith((" ", "\t"), self.pos):
+            self.pos += 1
+
+    def _skip_comment(self) -> None:
+        if self.text.startswith("#", self.pos):
+            end = self.text.find("\n", self.pos)
+            self.pos = len(self.text) if end < 0 else end
+
+    def _skip_blank_lines(self) -> None:
+        """Spaces, newlines and comments (between statements, or inside an array)."""
+        while True:
+            self._skip_spaces()
+            self._skip_comment()
+            if self.text.startswith("\n", self.pos):
+                self.pos += 1
+            elif self.text.startswith("\r\n", self.pos):
+                self.pos += 2
+            else:
+                return
+
+    def _expect(self, token: str) -> None:
+        if not self.text.startswith(token, self.pos):
+            raise _Unreadable(self.pos)
+        self.pos += len(token)
+
+    def _key(self) -> KeyPath:
+        """A dotted key, and the spaces after it."""
+        parts = [self._simple_key()]
+        self._skip_spaces()
+        while self.text.startswith(".", self.pos):
+            self.pos += 1
+            self._skip_spaces()
+            parts.append(self._simple_key())
+            self._skip_spaces()
+        return tuple(parts)
+
+    def _simple_key(self) -> str:
+        start = self.pos
+        if self.text.startswith('"', start):
+            self._basic_string()
+            # tomllib undoes the escapes: "max\u005ffiles" is max_files.
+            return str(tomllib.loads("k = " + self.text[start : self.pos])["k"])
+        if self.text.startswith("'", start):
+            self._literal_string()
+            return self.text[start + 1 : self.pos - 1]
+        match = _BARE_KEY.match(self.text, start)
+        if match is None:
+            raise _Unreadable(start)
+        self.pos = match.end()
+        return match.group()
+
+    def _basic_string(self) -> None:
+        end = self.pos + 1
+        while not self.text.startswith('"', end):
+            if end >= len(self.text) or self.text.startswith(("\n", "\r"), end):
+                raise _Unreadable(self.pos)
+            end += 2 if self.text.startswith("\\", end) else 1
+        self.pos = end + 1
+
+    def _literal_string(self) -> None:
+        end = self.text.find("'", self.pos + 1)
+        if end < 0 or "\n" in self.text[self.pos : end]:
+            raise _Unreadable(self.pos)
+        self.pos = end + 1
+
+    def _multiline_string(self, quotes: str) -> None:
+        escapes = quotes == _TRIPLE_QUOTES[0]
+        end = self.pos + 3
+        while not self.text.startswith(quotes, end):
+            if end >= len(self.text):
+                raise _Unreadable(self.pos)
+            end += 2 if escapes and self.text.startswith("\\", end) else 1
+        # Up to two more quotes just before the closing three belong to the string.
+        end += 3
+        for _ in range(2):
+            if self.text.startswith(quotes[0], end):
+                end += 1
+        self.pos = end
+
+    def _value(self, path: KeyPath | None) -> None:
+        """Skip one value; ``path`` names it if it is an inline table whose keys count."""
+        text, start = self.text, self.pos
+        if text.startswith(_TRIPLE_QUOTES, start):
+            self._multiline_string(text[start : start + 3])
+        elif text.startswith('"', start):
+            self._basic_string()
+        elif text.startswith("'", start):
+            self._literal_string()
+        elif text.startswith("[", start):
+            self._array()
+        elif text.startswith("{", start):
+            self._inline_table(path)
+        else:
+            match = _SCALAR.match(text, start)
+            if match is None:
+                raise _Unreadable(start)
+            self.pos = match.end()
+
+    def _array(self) -> None:
+        self.pos += 1
+        while True:
+            self._skip_blank_lines()
+            if self.text.startswith("]", self.pos):
+                self.pos += 1
+                return
+            self._value(None)  # no key inside an array is a setting
+            self._skip_blank_lines()
+            if self.text.startswith(",", self.pos):
+                self.pos += 1
+            elif not self.text.startswith("]", self.pos):
+                raise _Unreadable(self.pos)
+
+    def _inline_table(self, path: KeyPath | None) -> None:
+        self.pos += 1
+        self._skip_spaces()
+        if self.text.startswith("}", self.pos):
+            self.pos += 1
+            return
+        while True:
+            self._skip_spaces()
+            start = self.pos
+            key = self._key()
+            self._expect("=")
+            self._skip_spaces()
+            if path is not None:
+                self._define(path, key, start)
+            self._value(None if path is None else path + key)
+            self._skip_spaces()
+            if self.text.startswith(",", self.pos):
+                self.pos += 1
+            elif self.text.startswith("}", self.pos):
+                self.pos += 1
+                return
+            else:
+                raise _Unreadable(self.pos)
+
+
+def _key_lines(text: str, data: Mapping[str, Any]) -> dict[KeyPath, int]:
+    """:attr:`_KeyLines.lines` for ``text``, or {} unless they agree with ``data``.
+
+    ``data`` is what tomllib made of ``text``: every section, and every key of
+    every section, must have been found, and nothing else, or no line is trusted.
+    """
+    try:
+        lines = _KeyLines(text).lines
+    except (_Unreadable, IndexError, ValueError):
+        return {}
+    expected = {(name,) for name in data} | {
+        (name, key) for name, table in data.items() if isinstance(table, Mapping) for key in table
+    }
+    found = {
+        key_path
+        for key_path in lines
+        if len(key_path) == 1 or (len(key_path) == 2 and isinstance(data.get(key_path[0]), Mapping))
+    }
+    return lines if found == expected else {}
+
+
+def _shown(key: str) -> str:
+    """A key as TOML would write it, on one line: bare if it can be, else quoted."""
+    if _BARE_KEY.fullmatch(key):
+        return key
+    escaped = []
+    for ch in key:
+        if ch in '"\\':
+            escaped.append("\\" + ch)
+        elif ch.isprintable():
+            escaped.append(ch)
+        else:
+            escaped.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return '"' + "".join(escaped) + '"'
+
+
 def parse_settings(
-    data: Mapping[str, Any], source: str = "<settings>", path: Path | None = None
+    data: Mapping[str, Any],
+    source: str = "<settings>",
+    path: Path | None = None,
+    text: str | None = None,
 ) -> Settings:
     """Validate an already-parsed TOML document (a dict of sections).
 
     ``source`` is the name used in error messages; ``path`` is recorded as
-    :attr:`Settings.source`.
+    :attr:`Settings.source`. ``text``, the TOML ``data`` was parsed from, lets
+    an error name the line too: ``source:line: [section] key: ...``.
     """
+    found_lines: dict[KeyPath, int] | None = None
+
+    def where(*key_paths: KeyPath) -> str:
+        """``source:line`` of the first of ``key_paths`` found in the text, else ``source``."""
+        nonlocal found_lines
+        if found_lines is None:
+            found_lines = {} if text is None else _key_lines(text, data)
+        for key_path in key_paths:
+            if key_path in found_lines:
+                return f"{source}:{found_lines[key_path]}"
+        return source
+
     sections: dict[str, Any] = {}
     for name, table in data.items():
         known = ", ".join(f"[{s}]" for s in _SCHEMA)
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{source}: {name}: a value outside any section (sections: {known})")
+            raise ConfigError(
+                f"{where((name,))}: {_shown(name)}: a value outside any section (sections: {known})"
+            )
         if name not in _SCHEMA:
-            raise ConfigError(f"{source}: [{name}]: unknown section (known: {known})")
+            raise ConfigError(
+                f"{where((name,))}: [{_shown(name)}]: unknown section (known: {known})"
+            )
         cls, checks = _SCHEMA[name]
         values: dict[str, Any] = {}
         for key, raw in table.items():
             if key not in checks:
                 known = ", ".join(checks)
-                raise ConfigError(f"{source}: [{name}] {key}: unknown key (known: {known})")
+                raise ConfigError(
+                    f"{where((name, key))}: [{name}] {_shown(key)}: unknown key (known: {known})"
+                )
             try:
                 values[key] = checks[key](raw)
             except _Invalid as exc:
                 shown = f", got {raw!r}" if exc.show_value else ""
-                raise ConfigError(f"{source}: [{name}] {key}: {exc.phrase}{shown}") from None
+                raise ConfigError(
+                    f"{where((name, key))}: [{name}] {key}: {exc.phrase}{shown}"
+                ) from None
         sections[name] = cls(**values)
     for name, key in _DEFAULT_PATHS:
         section = sections.setdefault(name, _SCHEMA[name][0]())
@@ -470,8 +738,10 @@ def parse_settings(
 
     settings = Settings(**sections, source=path)
     if settings.limits.max_file_mib > settings.limits.max_request_mib:
+        # The line of max_file_mib; if that is left at its default, of max_request_mib.
         raise ConfigError(
-            f"{source}: [limits] max_file_mib: must not exceed max_request_mib "
+            f"{where(('limits', 'max_file_mib'), ('limits', 'max_request_mib'))}: "
+            f"[limits] max_file_mib: must not exceed max_request_mib "
             f"({settings.limits.max_request_mib}), got {settings.limits.max_file_mib}"
         )
     return settings
@@ -496,15 +766,21 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return parse_settings({}, source="<defaults>")
     source = str(found)
     try:
-        with found.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = found.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    return parse_settings(data, source=source, path=found.absolute())
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{source}: invalid TOML: not UTF-8 text (at line {line})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    return parse_settings(data, source=source, path=found.absolute(), text=text)
 
 
 def _create_secret_key(path: Path) -> None:

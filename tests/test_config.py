@@ -185,22 +185,176 @@ def test_invalid_toml_names_file(tmp_path: Path) -> None:
         load_settings("config.toml")
 
 
+def test_text_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_bytes(b'[limits]\n\nsubmit_rate = "10 \xff hour"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    assert str(info.value) == "config.toml: invalid TOML: not UTF-8 text (at line 3)"
+
+
 def test_unknown_section(tmp_path: Path) -> None:
-    write_toml(tmp_path / "config.toml", {"limit": {"max_files": 3}})
-    with pytest.raises(ConfigError, match=r"^config\.toml: \[limit\]: unknown section"):
+    write_toml(tmp_path / "config.toml", {"server": {"https": True}, "limit": {"max_files": 3}})
+    # [server] / https = true / (blank) / [limit]
+    with pytest.raises(ConfigError, match=r"^config\.toml:4: \[limit\]: unknown section"):
         load_settings("config.toml")
 
 
 def test_unknown_key(tmp_path: Path) -> None:
-    write_toml(tmp_path / "config.toml", {"limits": {"max_file": 3}})
-    with pytest.raises(ConfigError, match=r"^config\.toml: \[limits\] max_file: unknown key"):
+    write_toml(tmp_path / "config.toml", {"limits": {"max_files": 3, "max_file": 3}})
+    with pytest.raises(ConfigError, match=r"^config\.toml:3: \[limits\] max_file: unknown key"):
         load_settings("config.toml")
 
 
 def test_top_level_value_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text("https = true\n")
-    with pytest.raises(ConfigError, match=r"^config\.toml: https: a value outside any section"):
+    (tmp_path / "config.toml").write_text("# intake\nhttps = true\n")
+    with pytest.raises(ConfigError, match=r"^config\.toml:2: https: a value outside any section"):
         load_settings("config.toml")
+
+
+def test_the_line_is_the_one_in_the_right_section(tmp_path: Path) -> None:
+    """The same key name in two sections: the line is that of the offending one."""
+    (tmp_path / "config.toml").write_text(
+        "[server]\nhttps = true\n\n[limits]\nmax_files = 3\nhttps = true\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    assert str(info.value).startswith("config.toml:6: [limits] https: unknown key"), info.value
+
+    # The other way round: the first one is wrong, the later one is fine.
+    (tmp_path / "config.toml").write_text(
+        "[limits]\nhttps = true\n\n[server]\nhttps = true\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    assert str(info.value).startswith("config.toml:2: [limits] https: unknown key"), info.value
+
+
+#: Files with a mistake, and the line it is on: the key inside its section
+#: whatever way TOML lets it be written, never a look-alike in a comment or a
+#: string.
+MISTAKE_LINES = [
+    pytest.param(
+        "[server]\nhttps = true\n\n[limits]\n  max_files   =  'x'  # five\n",
+        5,
+        "[limits] max_files: must be an integer",
+        id="indented-with-comment",
+    ),
+    pytest.param(
+        "[limits]\n# max_files = 20\n# max_files = 'x'\nmax_files = 'x'\n",
+        4,
+        "[limits] max_files: must be an integer",
+        id="after-commented-out-lines",
+    ),
+    pytest.param(
+        '[alerts]\nsmtp_host = """mail.example.org\n[limits]\nmax_files = \'x\'"""\n'
+        "[limits]\nmax_files = 'x'\n",
+        6,
+        "[limits] max_files: must be an integer",
+        id="look-alike-inside-a-multi-line-string",
+    ),
+    pytest.param(
+        "[alerts]\nemail_to = [\n  'a@example.org',  # [limits]\n  'b@example.org',\n]\n"
+        "[limits]\nmax_file = 3\n",
+        7,
+        "[limits] max_file: unknown key",
+        id="after-an-array-over-several-lines",
+    ),
+    pytest.param(
+        "[server]\nhttps = true\nlimits.max_files = 3\n",
+        3,
+        "[server] limits: unknown key",
+        id="dotted-key-inside-a-section",
+    ),
+    pytest.param(
+        "limits.max_request_mib = 10\nlimits.max_files = 'x'\n",
+        2,
+        "[limits] max_files: must be an integer",
+        id="dotted-key-at-the-top",
+    ),
+    pytest.param(
+        "# limits\nlimits = { max_request_mib = 10, max_files = 'x' }\n",
+        2,
+        "[limits] max_files: must be an integer",
+        id="inline-table",
+    ),
+    pytest.param(
+        '[limits]\n"max_request_mib" = 10\n\n"max_file" = 3\n',
+        4,
+        "[limits] max_file: unknown key",
+        id="quoted-key",
+    ),
+    pytest.param(
+        "[server]\nhttps = true\n[limits.max_files]\nvalue = 3\n",
+        3,
+        "[limits] max_files: must be an integer",
+        id="sub-table-header",
+    ),
+    pytest.param(
+        "[server]\nhttps = true\n[ limit . sub ]\nx = 1\n",
+        3,
+        "[limit]: unknown section",
+        id="section-made-by-a-dotted-header",
+    ),
+    pytest.param(
+        "[server]\r\nhttps = true\r\n[limits]\r\nmax_files = 'x'\r\n",
+        4,
+        "[limits] max_files: must be an integer",
+        id="crlf-line-ends",
+    ),
+    pytest.param(
+        "[limits]\nmax_request_mib = 10\nmax_file_mib = 20\n",
+        3,
+        "[limits] max_file_mib: must not exceed max_request_mib (10)",
+        id="file-limit-above-request-limit",
+    ),
+    pytest.param(
+        "[limits]\nmax_files = 3\nmax_request_mib = 10\n",
+        3,
+        "[limits] max_file_mib: must not exceed max_request_mib (10), got 500",
+        id="request-limit-below-the-default-file-limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), MISTAKE_LINES)
+def test_errors_name_the_line_of_the_key(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    (tmp_path / "config.toml").write_bytes(text.encode())
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    assert str(info.value).startswith(f"config.toml:{line}: {message}"), info.value
+
+
+def test_a_mistake_in_the_example_file_names_its_line(tmp_path: Path) -> None:
+    """The shipped file, full of commented-out keys, with one of them wrong."""
+    lines = (ROOT / "config.example.toml").read_text(encoding="utf-8").splitlines()
+    number = lines.index("# max_files = 20") + 1
+    lines[number - 1] = "max_files = 1001"
+    (tmp_path / "config.toml").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    assert str(info.value) == (
+        f"config.toml:{number}: [limits] max_files: must be an integer between 0 and 1000, got 1001"
+    )
+
+
+def test_without_a_sure_line_the_file_alone_is_named() -> None:
+    data = {"limits": {"max_files": "x"}}
+    expected = "c.toml: [limits] max_files: must be an integer"
+    for text in (None, "[server]\nhttps = true\n", "not toml at all"):
+        with pytest.raises(ConfigError) as info:
+            parse_settings(data, source="c.toml", text=text)
+        assert str(info.value).startswith(expected), (text, info.value)
+
+
+def test_a_key_is_shown_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[limits]\n"max\\nfile\\u2028" = 3\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings("config.toml")
+    message = str(info.value)
+    assert message.startswith('config.toml:2: [limits] "max\\u000afile\\u2028": unknown key')
+    assert len(message.splitlines()) == 1
 
 
 BAD_VALUES = [
@@ -235,14 +389,15 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("section", "key", "value", "phrase"), BAD_VALUES)
-def test_bad_values_name_file_and_key(
+def test_bad_values_name_file_line_and_key(
     tmp_path: Path, section: str, key: str, value: Any, phrase: str
 ) -> None:
     write_toml(tmp_path / "config.toml", {section: {key: value}})
     with pytest.raises(ConfigError) as info:
         load_settings("config.toml")
     message = str(info.value)
-    assert message.startswith(f"config.toml: [{section}] {key}: {phrase}"), message
+    assert message.startswith(f"config.toml:2: [{section}] {key}: {phrase}"), message
+    assert len(message.splitlines()) == 1
 
 
 def test_bad_value_message_shows_the_value(tmp_path: Path) -> None:
@@ -250,7 +405,7 @@ def test_bad_value_message_shows_the_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings("config.toml")
     assert str(info.value) == (
-        "config.toml: [limits] max_files: must be an integer between 0 and 1000, got 'x'"
+        "config.toml:2: [limits] max_files: must be an integer between 0 and 1000, got 'x'"
     )
 
 
