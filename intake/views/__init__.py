@@ -213,7 +213,20 @@ def _only_forms() -> tuple[str, int] | None:
         if request.content_length is None or request.content_length > limit:
             abort(413)
         return None
-    if not request.form and not request.files:
+    try:
+        unreadable = not request.form and not request.files
+    except HTTPException:
+        raise
+    except Exception as exc:
+        # The body broke on the wire (a malformed chunk, say) and the WSGI
+        # server's reader raised while the form was read: an OSError, or
+        # gunicorn's own ParseException types. Spool failures never get here
+        # (intake.app._UploadSpool turns them into pages); anything else is
+        # ours, and stays a logged 500.
+        if isinstance(exc, OSError) or type(exc).__module__.startswith("gunicorn."):
+            abort(400)
+        raise
+    if unreadable:
         return render_error(400, str(UNREADABLE_FORM))
     return None
 
