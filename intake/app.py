@@ -34,6 +34,7 @@ from intake.crypto.keys import (
 from intake.crypto.spool import EncryptedSpool, SpoolLimitExceededError
 from intake.demo import DEMO_IDENTITY
 from intake.models import db
+from intake.schema import MAX_TEXT
 from intake.signing import Ed25519PrivateKey, SigningKeyError, load_or_create_signing_key
 from intake.store import EnvelopeStore, make_store
 
@@ -243,7 +244,14 @@ def create_app(config_path: str | None = None, **overrides: Any) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         # Text fields are parsed in memory: cap them, and the number of parts.
-        MAX_FORM_MEMORY_SIZE=settings.limits.max_field_chars * 4 + 1024,
+        # The cap is the longest answer any form takes (MAX_TEXT characters,
+        # 4 bytes at most each in UTF-8) and some room, whatever
+        # [limits] max_field_chars says: the forms enforce that (see
+        # intake.forms.MaxChars), so an answer that is too long gets a form
+        # error that keeps what was typed, not a 413 that loses it. (Werkzeug
+        # also holds each chunk of a multipart body it reads, 64 KiB, to this
+        # cap: a cap below that would refuse every larger request, uploads too.)
+        MAX_FORM_MEMORY_SIZE=MAX_TEXT * 4 + 1024,
         MAX_FORM_PARTS=settings.limits.max_files + 200,
         SESSION_COOKIE_NAME="__Host-session" if secure else "intake_session",
         SESSION_COOKIE_SECURE=secure,

@@ -36,6 +36,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from intake.schema import MAX_TEXT
+
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_VAR",
@@ -117,7 +119,9 @@ class LimitsSettings:
     max_request_mib: int = 500
     max_file_mib: int = 500
     max_files: int = 20
-    max_field_chars: int = 20000
+    #: The longest answer a text field of the forms takes, in characters: at
+    #: most :data:`intake.schema.MAX_TEXT`, the longest text report.json holds.
+    max_field_chars: int = MAX_TEXT
     #: Flask-Limiter rate string for submissions, per client.
     submit_rate: str = "10 per hour"
     #: Flask-Limiter rate string for submissions from everyone together: the
@@ -387,7 +391,7 @@ _SCHEMA: dict[str, tuple[type[Any], dict[str, _Check]]] = {
             "max_request_mib": _int_between(1, 1024 * 1024),
             "max_file_mib": _int_between(1, 1024 * 1024),
             "max_files": _int_between(0, 1000),
-            "max_field_chars": _int_between(1, 10_000_000),
+            "max_field_chars": _int_between(1, MAX_TEXT),
             "submit_rate": _rate,
             "global_submit_rate": _rate,
             "signin_failure_rate": _rate,

@@ -13,7 +13,7 @@ from wtforms import BooleanField, MultipleFileField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from intake import schema
-from intake.forms import _checkboxes, _radio, _strip
+from intake.forms import MaxChars, _checkboxes, _radio, _strip
 from intake.i18n import N_
 from intake.i18n_web import lazy_translate
 
@@ -44,7 +44,8 @@ class FollowUpForm(FlaskForm):  # type: ignore[misc]
     text = TextAreaField(
         validators=[
             DataRequired(message=lazy_translate(FOLLOWUP_MESSAGES["text"])),
-            Length(max=schema.MAX_TEXT, message=lazy_translate(FOLLOWUP_MESSAGES["too_long"])),
+            # schema.MAX_TEXT, or [limits] max_field_chars if lower.
+            MaxChars(schema.MAX_TEXT, FOLLOWUP_MESSAGES["too_long"]),
         ],
         filters=[_strip],
     )

@@ -8,6 +8,11 @@ user-visible English here is the validation messages, collected in
 request's language when the form is validated. The choices' labels are the
 English labels of :mod:`intake.schema`, translated when the page is rendered.
 
+Every text answer is limited to its length in :mod:`intake.schema`, or to
+``[limits] max_field_chars`` of the configuration if that is lower
+(:class:`MaxChars`): a longer answer gets a form error with the limit, the
+rest of what was typed kept, and the limit is the field's ``maxlength``.
+
 The form never reads uploaded files: sizes and counts are enforced where the
 request is spooled. The honeypot field ``website`` is not validated here;
 the view checks :func:`honeypot_tripped` and answers a bot as if it had
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from flask import current_app, has_app_context
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -28,7 +34,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from intake import schema
@@ -67,8 +73,42 @@ def _choices(vocabulary: Vocabulary) -> list[SelectChoice]:
     return [SelectChoice(code, lazy_translate(label)) for code, label in vocabulary]
 
 
-def _max(n: int) -> Length:
-    return Length(max=n, message=lazy_translate(MESSAGES["too_long"]))
+def field_limit(cap: int) -> int:
+    """The most characters a text field takes: ``cap``, or less if the configuration says so.
+
+    ``[limits] max_field_chars`` of the running app (which is never above
+    :data:`intake.schema.MAX_TEXT`) lowers every field's own limit; outside
+    an app made by :func:`intake.app.create_app`, the field's own limit holds.
+    """
+    state = current_app.extensions.get("intake") if has_app_context() else None
+    if state is None:
+        return cap
+    return min(cap, int(state.settings.limits.max_field_chars))
+
+
+class MaxChars:
+    """Like ``Length(max=cap)``, but the limit is :func:`field_limit`, read from the running app.
+
+    The field's ``maxlength`` attribute (WTForms reads ``field_flags`` when a
+    form binds its fields) and the "too long" message say the same limit.
+    """
+
+    def __init__(self, cap: int, msgid: str) -> None:
+        self.cap = cap
+        self.msgid = msgid
+
+    @property
+    def field_flags(self) -> dict[str, int]:
+        return {"maxlength": field_limit(self.cap)}
+
+    def __call__(self, form: Any, field: Any) -> None:
+        limit = field_limit(self.cap)
+        if field.data and len(field.data) > limit:
+            raise ValidationError(translate(self.msgid) % {"max": limit})
+
+
+def _max(n: int) -> MaxChars:
+    return MaxChars(n, MESSAGES["too_long"])
 
 
 class ChoiceRadioField(RadioField):  # type: ignore[misc]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from intake import schema
 from intake.config import (
     ConfigError,
     Settings,
@@ -47,7 +48,7 @@ def test_defaults_without_any_file(tmp_path: Path) -> None:
     assert s.limits.max_request_mib == 500
     assert s.limits.max_file_mib == 500
     assert s.limits.max_files == 20
-    assert s.limits.max_field_chars == 20000
+    assert s.limits.max_field_chars == 20000 == schema.MAX_TEXT  # the longest report.json holds
     assert s.limits.submit_rate == "10 per hour"
     assert s.limits.behind_tor is False
     assert s.privacy.record_danger_flag is False
@@ -377,7 +378,8 @@ BAD_VALUES = [
     ("limits", "max_files", 1001, "must be an integer between 0 and 1000"),
     ("limits", "max_files", True, "must be an integer between 0 and 1000"),
     ("limits", "max_files", 2.5, "must be an integer between 0 and 1000"),
-    ("limits", "max_field_chars", 0, "must be an integer between 1 and 10000000"),
+    ("limits", "max_field_chars", 0, "must be an integer between 1 and 20000"),
+    ("limits", "max_field_chars", 20001, "must be an integer between 1 and 20000"),
     ("limits", "submit_rate", "often", "must be a rate"),
     ("limits", "submit_rate", "0 per hour", "must be a rate"),
     ("limits", "submit_rate", "10 per fortnight", "must be a rate"),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from flask import Flask, render_template
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from intake import schema
+from intake.config import LimitsSettings, Settings
+from intake.followup_forms import FollowUpForm
 from intake.forms import MESSAGES, SubmissionForm, form_to_fields, honeypot_tripped
 
 PACKAGE = Path(__file__).resolve().parent.parent / "intake"
@@ -257,6 +260,33 @@ def test_unknown_codes_and_overlong_text_refused(post: Any) -> None:
     assert not form.validate()
     assert set(form.errors) == {"facility_type", "acts", "person_name", "what_happened"}
     assert str(schema.MAX_SHORT) in form.errors["person_name"][0]
+
+
+def test_max_field_chars_lowers_every_text_limit(app: Flask, post: Any) -> None:
+    """The configured limit wins where it is lower: validators, maxlength and message agree."""
+    data = valid_data()
+    data["what_happened"] = "y" * 13
+    data["person_name"] = "x" * 13
+    data["charges"] = "c" * 12
+    assert post(data).validate()  # without intake's settings, each field's own limit
+
+    limits = LimitsSettings(max_field_chars=12)
+    app.extensions["intake"] = SimpleNamespace(settings=Settings(limits=limits))
+    form = post(data)
+    assert not form.validate()
+    too_long = MESSAGES["too_long"] % {"max": 12}
+    assert form.errors["what_happened"] == form.errors["person_name"] == [too_long]
+    assert "charges" not in form.errors  # 12 characters: at the limit
+    assert form.what_happened.data == "y" * 13  # kept, to be shown again
+    html = render_template("submit.html", form=form)
+    for name in ("what_happened", "person_name", "charges", "contact_channel"):
+        assert re.search(rf'<(input|textarea) [^>]*maxlength="12"[^>]*name="{name}"', html), name
+
+    with app.test_request_context("/case/add", method="POST", data={"text": "z" * 13}):
+        followup = FollowUpForm()
+        assert followup.text.flags.maxlength == 12
+        assert not followup.validate()
+        assert followup.errors["text"] == [too_long]
 
 
 def test_choices_come_from_schema() -> None:

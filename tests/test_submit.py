@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from intake import schema
 from intake.app import StartupError, create_app
 from intake.crypto.envelope import open_envelope
 from intake.crypto.keys import DEMO_MARKER, generate_identity, load_identities
@@ -152,6 +153,87 @@ def test_too_many_files_is_said_in_the_readers_language(tmp_path: Path) -> None:
     assert 'href="#attachments' in page
     with web.app.app_context():
         assert db.session.scalar(select(Report.id)) is None
+
+
+def _maxlength(page: str, name: str) -> str | None:
+    """The maxlength attribute of the input or textarea called ``name``, if any."""
+    tag = re.search(rf'<(?:input|textarea)\b[^>]*\bname="{name}"[^>]*>', page)
+    assert tag is not None, name
+    found = re.search(r'\bmaxlength="(\d+)"', tag.group())
+    return found.group(1) if found else None
+
+
+def test_max_field_chars_is_the_forms_limit_with_a_form_error(tmp_path: Path) -> None:
+    """[limits] max_field_chars = 50: a longer answer gets the form back, not a 413."""
+    web = make_app(tmp_path, settings={"limits": {"max_field_chars": 50}})
+    page = web.client.get("/").get_data(as_text=True)
+    assert _maxlength(page, "what_happened") == "50"
+    assert _maxlength(page, "person_name") == "50"  # its own limit (200) is higher
+
+    too_long = "Он😀" * 20  # 60 characters, 160 bytes in UTF-8
+    assert len(too_long) == 60
+    data = valid_form(what_happened=too_long, facility_name="SIZO-1 Bishkek, cell 12")
+    response = web.client.post(
+        "/", data=data, content_type="multipart/form-data", headers={"Accept-Language": "ru"}
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    said = translator("ru").gettext("This answer is too long (at most %(max)d characters).")
+    message = html.escape(said % {"max": 50}, quote=False)
+    assert f'<a href="#what_happened">{message}</a>' in page  # the summary links to the field
+    assert message in page.split('id="what_happened-error"')[1]  # and it is said at the field
+    assert too_long in page  # what was typed comes back...
+    assert "Aigul Tashieva" in page and "SIZO-1 Bishkek, cell 12" in page  # ...all of it
+    with web.app.app_context():
+        assert db.session.scalar(select(Report.id)) is None
+
+    at_limit = "Он😀" * 16 + "Он"
+    assert len(at_limit) == 50
+    # With a file larger than the 64 KiB chunks Werkzeug reads: the low limit
+    # on text does not shrink the request's in-memory cap and refuse the upload.
+    data = valid_form(what_happened=at_limit)
+    data["attachments"] = [(io.BytesIO(b"scan " * 40_000), "scan.pdf")]
+    accepted = web.client.post("/", data=data, content_type="multipart/form-data")
+    assert accepted.status_code == 200 and receipt_of(accepted)
+    with web.app.app_context():
+        report_id = db.session.scalar(select(Report.id))
+    assert report_id is not None
+    sinks: dict[str, io.BytesIO] = {}
+    opened = open_stored(web, report_id, sinks)
+    assert opened.report["incident"]["what_happened"] == at_limit
+    assert [sink.getvalue() for sink in sinks.values()] == [b"scan " * 40_000]
+
+
+def test_max_field_chars_limits_the_follow_up_text(tmp_path: Path) -> None:
+    web = make_app(tmp_path, settings={"limits": {"max_field_chars": 50}})
+    submitted = web.client.post("/", data=valid_form(), content_type="multipart/form-data")
+    receipt = receipt_of(submitted)
+    signed_in = web.client.post("/case/sign-in", data={"receipt": receipt})
+    assert signed_in.status_code == 200
+    assert _maxlength(signed_in.get_data(as_text=True), "text") == "50"
+
+    response = web.client.post(
+        "/case/add",
+        data={"text": "x" * 51, "danger_now": "no"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "This answer is too long (at most 50 characters)." in page
+    assert "x" * 51 in page
+    added = web.client.post(
+        "/case/add",
+        data={"text": "x" * 50, "danger_now": "no"},
+        content_type="multipart/form-data",
+    )
+    assert added.status_code == 303
+
+
+def test_fields_keep_their_own_limits_under_the_default(web: Any) -> None:
+    page = web.client.get("/").get_data(as_text=True)
+    assert _maxlength(page, "what_happened") == str(schema.MAX_TEXT)
+    assert _maxlength(page, "charges") == str(schema.MAX_LINE)
+    assert _maxlength(page, "person_name") == str(schema.MAX_SHORT)
 
 
 def test_a_form_the_server_cannot_parse_says_so_and_stores_nothing(web: Any) -> None:
