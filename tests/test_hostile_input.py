@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from intake.models import Report, db
-from intake.schema import parse_report
+from intake.schema import MAX_TEXT, parse_report
 
 from conftest import DATABASE_KINDS, temporary_database
 from webapp import WebApp, make_app, open_stored, valid_form
@@ -59,8 +59,10 @@ MAX_REQUEST_MIB = 8
 MAX_FILE_MIB = 1
 MAX_FILES = 20
 MAX_FIELD_CHARS = 20000
-#: What ``create_app`` derives from the limits (Werkzeug's in-memory caps).
-MAX_FORM_MEMORY_SIZE = MAX_FIELD_CHARS * 4 + 1024
+#: Werkzeug's in-memory cap per form field, as ``create_app`` sets it: the
+#: longest answer any form takes (schema.MAX_TEXT characters) in UTF-8, whatever
+#: ``max_field_chars`` is.
+MAX_FORM_MEMORY_SIZE = MAX_TEXT * 4 + 1024
 MAX_FORM_PARTS = MAX_FILES + 200
 SUITE_SETTINGS: dict[str, dict[str, Any]] = {
     "limits": {
